@@ -1,0 +1,1 @@
+"""Event contracts shared by every service: topics, their keys and their payloads."""

@@ -1,0 +1,125 @@
+"""Payloads of every topic. Each carries its event type and schema version; readers ignore
+fields they do not know, so a newer writer may add fields without breaking older readers."""
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+Code = Annotated[str, Field(pattern=CODE_PATTERN)]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+Seconds = Annotated[float, Field(gt=0, le=24 * 3600)]
+
+
+class Channel(StrEnum):
+    VIDEO_BRIDGE = "video_bridge"
+    TEAMS = "teams"
+    OTHER = "other"
+
+
+class Level(StrEnum):
+    CENTRAL = "central"
+    PROVINCE = "province"
+    COMMUNE = "commune"
+    WARD = "ward"
+    SPECIAL_ZONE = "special_zone"
+    OTHER = "other"
+
+
+class PointState(StrEnum):
+    NEVER_CONNECTED = "never_connected"
+    CONNECTED = "connected"
+    LATE = "late"
+    DISCONNECTED = "disconnected"
+
+
+class Event(BaseModel):
+    """Base of every payload: immutable, and tolerant of fields added by newer writers."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class PointRegistration(Event):
+    """Latest registration of a connection point (registry.points; a tombstone removes it)."""
+
+    event_type: Literal["registry.point"] = "registry.point"
+    schema_version: Literal[1] = 1
+    code: Code
+    name: str = Field(min_length=1, max_length=200)
+    level: Level
+    province_code: str | None = None
+    unit_code: str | None = None
+    channel: Channel
+    host: str = ""
+    phone: str = ""
+    expected_learners: Count = 0
+    courses: tuple[Code, ...] = ()
+    active: bool = True
+    # sha256 of the point's bearer token: lets attendance authenticate without calling registration.
+    token_hash: str | None = None
+
+
+class SessionSchedule(Event):
+    """A live broadcast of a course and the liveness settings it is judged by (registry.sessions)."""
+
+    event_type: Literal["registry.session"] = "registry.session"
+    schema_version: Literal[1] = 1
+    code: Code
+    course_code: Code
+    title: str = ""
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    heartbeat_interval_s: Seconds = 5.0
+    late_after_s: Seconds = 12.0
+    disconnected_after_s: Seconds = 30.0
+
+
+class LinkQuality(Event):
+    bitrate_kbps: Annotated[float, Field(ge=0)] | None = None
+    packet_loss_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    rtt_ms: Annotated[float, Field(ge=0)] | None = None
+
+
+class Heartbeat(Event):
+    """One heartbeat of a point, as accepted by the ingest (attendance.heartbeats)."""
+
+    event_type: Literal["attendance.heartbeat"] = "attendance.heartbeat"
+    schema_version: Literal[1] = 1
+    point_code: Code
+    session_code: Code
+    seq: Annotated[int, Field(ge=0)]
+    sent_at: AwareDatetime
+    received_at: AwareDatetime
+    learners: Count
+    link: LinkQuality | None = None
+    leaving: bool = False
+
+
+class PointStatus(Event):
+    """Latest connection state of a point in a session (attendance.point-status)."""
+
+    event_type: Literal["attendance.point_status"] = "attendance.point_status"
+    schema_version: Literal[1] = 1
+    session_code: Code
+    point_code: Code
+    state: PointState
+    learners: Count
+    since: AwareDatetime
+    last_heartbeat_at: AwareDatetime | None = None
+    reconnects: Count = 0
+
+
+class Totals(Event):
+    """Live totals of one session (reporting.totals and the REST API)."""
+
+    event_type: Literal["reporting.totals"] = "reporting.totals"
+    schema_version: Literal[1] = 1
+    session_code: Code
+    registered: Count
+    connected: Count
+    late: Count
+    disconnected: Count
+    never_connected: Count
+    learners_present: Count
+    learners_expected: Count

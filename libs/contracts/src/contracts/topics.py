@@ -1,0 +1,60 @@
+"""The Kafka topics of the system (DESIGN §6) and the key each one uses.
+
+`attendance.point-status` is keyed by session *and* point: a point's state belongs to a session
+(DESIGN §4), and keying by point alone would let compaction erase one session's final states as
+soon as the same point joins the next session.
+"""
+
+from dataclasses import dataclass, field
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+def dead_letter_name(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic with the settings it must be created with."""
+
+    name: str
+    partitions: int
+    key: str
+    compacted: bool = False
+    retention_ms: int | None = None
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict[str, str]:
+        config = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.retention_ms is not None:
+            config["retention.ms"] = str(self.retention_ms)
+        return config | self.extra_config
+
+    @property
+    def dead_letters(self) -> "Topic":
+        """Where records this topic's consumers cannot read are parked, with the error in headers."""
+        return Topic(dead_letter_name(self.name), 1, key=self.key, retention_ms=14 * DAY_MS)
+
+
+REGISTRY_POINTS = Topic("registry.points", 6, key="point code", compacted=True)
+REGISTRY_SESSIONS = Topic("registry.sessions", 1, key="session code", compacted=True)
+HEARTBEATS = Topic("attendance.heartbeats", 12, key="point code", retention_ms=DAY_MS)
+POINT_STATUS = Topic("attendance.point-status", 12, key="session code/point code", compacted=True)
+TOTALS = Topic("reporting.totals", 3, key="session code", compacted=True)
+
+SOURCE_TOPICS = (REGISTRY_POINTS, REGISTRY_SESSIONS, HEARTBEATS, POINT_STATUS, TOTALS)
+ALL_TOPICS = SOURCE_TOPICS + tuple(topic.dead_letters for topic in SOURCE_TOPICS)
+
+
+def point_key(point_code: str) -> bytes:
+    return point_code.encode()
+
+
+def session_key(session_code: str) -> bytes:
+    return session_code.encode()
+
+
+def status_key(session_code: str, point_code: str) -> bytes:
+    return f"{session_code}/{point_code}".encode()

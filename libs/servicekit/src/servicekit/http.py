@@ -1,0 +1,56 @@
+"""The HTTP shell of a service: its API plus `/healthz`, `/metrics` and the AsyncAPI document."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Response
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+@asynccontextmanager
+async def _no_extra_lifespan(_: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def service_app(
+    *,
+    title: str,
+    broker: KafkaBroker,
+    registry: CollectorRegistry,
+    lifespan: Lifespan = _no_extra_lifespan,
+) -> FastAPI:
+    """A FastAPI app that runs `broker` for its lifetime, then the service's own `lifespan`."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        await broker.start()
+        try:
+            async with lifespan(app):
+                yield
+        finally:
+            await broker.stop()
+
+    app = FastAPI(title=title, lifespan=run)
+    asyncapi = AsyncAPI(broker, title=title)
+
+    @app.get("/healthz", tags=["ops"], summary="Healthy when the Kafka broker answers")
+    async def healthz(response: Response) -> dict[str, str]:
+        if await broker.ping(timeout=2.0):
+            return {"status": "ok"}
+        response.status_code = 503
+        return {"status": "kafka unreachable"}
+
+    @app.get("/asyncapi.json", tags=["ops"], summary="The AsyncAPI document of this service")
+    async def asyncapi_document() -> Any:
+        return asyncapi.to_specification().to_jsonable()
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

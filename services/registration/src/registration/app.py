@@ -1,0 +1,41 @@
+"""Wiring of the registration service: the registry API and its outbox relay."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from contracts.events import PointRegistration, SessionSchedule
+from contracts.topics import REGISTRY_POINTS, REGISTRY_SESSIONS
+from registration.api import registry_router
+from registration.config import Settings
+from registration.relay import OutboxRelay
+from registration.store import create_tables, make_engine
+from servicekit.http import service_app
+from servicekit.kafka import make_broker
+
+settings = Settings()
+metrics = CollectorRegistry()
+broker = make_broker(settings.kafka_bootstrap_servers, client_id="registration", registry=metrics)
+engine = make_engine(settings.database_url)
+relay = OutboxRelay(engine=engine, broker=broker, registry=metrics, batch=settings.relay_batch)
+
+# Declared for the AsyncAPI document; the relay publishes what the outbox holds.
+broker.publisher(REGISTRY_POINTS.name, schema=PointRegistration, title="to_registry_points")
+broker.publisher(REGISTRY_SESSIONS.name, schema=SessionSchedule, title="to_registry_sessions")
+
+
+@asynccontextmanager
+async def outbox_relay(_: FastAPI) -> AsyncIterator[None]:
+    create_tables(engine)
+    relaying = asyncio.create_task(relay.run(settings.relay_poll_seconds))
+    yield
+    relaying.cancel()
+    with suppress(asyncio.CancelledError):
+        await relaying
+
+
+app = service_app(title="registration", broker=broker, registry=metrics, lifespan=outbox_relay)
+app.include_router(registry_router(engine, settings.operator_token))

@@ -1,0 +1,27 @@
+"""Settings of the registration service, from `REGISTRATION_*` environment variables."""
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from servicekit.settings import ServiceSettings
+
+DEVELOPMENT_OPERATOR_TOKEN = "dev-operator-token"
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="REGISTRATION_", frozen=True, extra="ignore")
+
+    database_url: str = "sqlite:///registration.db"
+    operator_token: SecretStr = SecretStr(DEVELOPMENT_OPERATOR_TOKEN)
+    # How often the outbox relay looks for committed changes not yet on Kafka.
+    relay_poll_seconds: float = 0.1
+    relay_batch: int = 500
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> "Settings":
+        if (
+            self.environment == "production"
+            and self.operator_token.get_secret_value() == DEVELOPMENT_OPERATOR_TOKEN
+        ):
+            raise ValueError("REGISTRATION_OPERATOR_TOKEN must be set in production")
+        return self

@@ -1,0 +1,49 @@
+"""Registry rows -> the events that describe them on the compacted registry topics."""
+
+from datetime import UTC, datetime
+
+from contracts.codec import encode
+from contracts.events import PointRegistration, SessionSchedule
+from contracts.topics import REGISTRY_POINTS, REGISTRY_SESSIONS, point_key, session_key
+from registration.store import Broadcast, OutboxEvent, Point
+
+
+def point_event(point: Point, courses: list[str]) -> OutboxEvent:
+    registration = PointRegistration(
+        code=point.code,
+        name=point.name,
+        level=point.level,
+        province_code=point.province_code,
+        unit_code=point.unit_code,
+        channel=point.channel,
+        host=point.host,
+        phone=point.phone,
+        expected_learners=point.expected_learners,
+        courses=tuple(sorted(courses)),
+        active=point.active,
+        token_hash=point.token_hash,
+    )
+    return OutboxEvent(
+        topic=REGISTRY_POINTS.name, key=point_key(point.code), payload=encode(registration)
+    )
+
+
+def session_event(broadcast: Broadcast) -> OutboxEvent:
+    schedule = SessionSchedule(
+        code=broadcast.code,
+        course_code=broadcast.course_code,
+        title=broadcast.title,
+        starts_at=_aware(broadcast.starts_at),
+        ends_at=_aware(broadcast.ends_at),
+        heartbeat_interval_s=broadcast.heartbeat_interval_s,
+        late_after_s=broadcast.late_after_s,
+        disconnected_after_s=broadcast.disconnected_after_s,
+    )
+    return OutboxEvent(
+        topic=REGISTRY_SESSIONS.name, key=session_key(broadcast.code), payload=encode(schedule)
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands datetimes back without their zone; everything is stored in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
