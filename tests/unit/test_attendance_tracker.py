@@ -10,7 +10,11 @@ from contracts.events import Heartbeat, PointState
 def heartbeat(point: str, seq: int, at: float, learners: int = 10) -> Heartbeat:
     moment = datetime.fromtimestamp(at, UTC)
     return Heartbeat(
-        point_code=point, session_code="S1", seq=seq, sent_at=moment, received_at=moment,
+        point_code=point,
+        session_code="S1",
+        seq=seq,
+        sent_at=moment,
+        received_at=moment,
         learners=learners,
     )
 
@@ -19,7 +23,8 @@ def test_statuses_only_on_visible_changes_and_expiry() -> None:
     tracker = Tracker(lambda _: Liveness(late_after=12, disconnected_after=30))
     first = tracker.on_heartbeats([heartbeat("A", 1, 100), heartbeat("B", 1, 100)])
     assert [(s.point_code, s.state) for s in first] == [
-        ("A", PointState.CONNECTED), ("B", PointState.CONNECTED),
+        ("A", PointState.CONNECTED),
+        ("B", PointState.CONNECTED),
     ]
     assert tracker.on_heartbeats([heartbeat("A", 2, 105), heartbeat("A", 2, 106)]) == []
     assert [s.learners for s in tracker.on_heartbeats([heartbeat("B", 2, 110, learners=9)])] == [9]
@@ -28,7 +33,8 @@ def test_statuses_only_on_visible_changes_and_expiry() -> None:
     assert [(s.point_code, s.state) for s in late] == [("A", PointState.LATE)]
     gone = tracker.on_time(140.0)
     assert sorted((s.point_code, s.state) for s in gone) == [
-        ("A", PointState.DISCONNECTED), ("B", PointState.DISCONNECTED),
+        ("A", PointState.DISCONNECTED),
+        ("B", PointState.DISCONNECTED),
     ]
     assert tracker.on_time(1_000.0) == []
 

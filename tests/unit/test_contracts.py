@@ -11,7 +11,9 @@ from contracts.tokens import hash_token, new_token
 from contracts.topics import ALL_TOPICS, HEARTBEATS, POINT_STATUS, REGISTRY_POINTS
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-BEAT = Heartbeat(point_code="P1", session_code="S1", seq=3, sent_at=NOW, received_at=NOW, learners=12)
+BEAT = Heartbeat(
+    point_code="P1", session_code="S1", seq=3, sent_at=NOW, received_at=NOW, learners=12
+)
 
 
 def test_round_trip_carries_type_and_version() -> None:
@@ -53,7 +55,9 @@ def test_topics_compaction_and_dead_letters() -> None:
 def test_registry_table_finds_points_by_token_hash_and_forgets_old_tokens() -> None:
     table = RegistryTable()
     old, new = new_token(), new_token()
-    base = dict(code="P1", name="Xã Đông Tiến", level="commune", channel="video_bridge", courses=("C1",))
+    base = dict(
+        code="P1", name="Xã Đông Tiến", level="commune", channel="video_bridge", courses=("C1",)
+    )
     table.put_point(PointRegistration.model_validate(base | {"token_hash": hash_token(old)}))
     table.put_point(PointRegistration.model_validate(base | {"token_hash": hash_token(new)}))
     assert table.point_by_token_hash(hash_token(old)) is None

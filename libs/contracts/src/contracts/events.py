@@ -61,7 +61,7 @@ class PointRegistration(Event):
 
 
 class SessionSchedule(Event):
-    """A live broadcast of a course and the liveness settings it is judged by (registry.sessions)."""
+    """A live broadcast of a course and its liveness settings (registry.sessions)."""
 
     event_type: Literal["registry.session"] = "registry.session"
     schema_version: Literal[1] = 1

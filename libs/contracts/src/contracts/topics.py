@@ -34,7 +34,7 @@ class Topic:
 
     @property
     def dead_letters(self) -> "Topic":
-        """Where records this topic's consumers cannot read are parked, with the error in headers."""
+        """Where unreadable records of this topic are parked, with the error in headers."""
         return Topic(dead_letter_name(self.name), 1, key=self.key, retention_ms=14 * DAY_MS)
 
 

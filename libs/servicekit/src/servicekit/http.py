@@ -4,11 +4,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Response
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+STOP_TIMEOUT_SECONDS = 10.0
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
@@ -33,7 +35,9 @@ def service_app(
             async with lifespan(app):
                 yield
         finally:
-            await broker.stop()
+            # Bounded, so a service told to stop while Kafka is unreachable still exits.
+            with anyio.move_on_after(STOP_TIMEOUT_SECONDS):
+                await broker.stop()
 
     app = FastAPI(title=title, lifespan=run)
     asyncapi = AsyncAPI(broker, title=title)

@@ -2,13 +2,14 @@
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CollectorRegistry, Counter
 
 from contracts.codec import ContractError
@@ -16,10 +17,12 @@ from contracts.topics import dead_letter_name
 
 log = logging.getLogger(__name__)
 
-Record = ConsumerRecord[bytes | None, bytes | None]
+Record: TypeAlias = ConsumerRecord[bytes | None, bytes | None]
 
 
-def make_broker(bootstrap_servers: str, *, client_id: str, registry: CollectorRegistry) -> KafkaBroker:
+def make_broker(
+    bootstrap_servers: str, *, client_id: str, registry: CollectorRegistry
+) -> KafkaBroker:
     """A broker whose publishes wait for every in-sync replica and are never duplicated by
     retries, and whose subscribers commit offsets only after the handler returned."""
     return KafkaBroker(
@@ -35,7 +38,7 @@ def make_broker(bootstrap_servers: str, *, client_id: str, registry: CollectorRe
     )
 
 
-def subscribe_whole(broker: KafkaBroker, *topics: str, title: str) -> Any:
+def subscribe_whole(broker: KafkaBroker, *topics: str, title: str) -> BatchSubscriber:
     """A subscriber that reads `topics` whole, from the beginning, outside any consumer group.
 
     For compacted topics read as tables: every instance holds all of it, and a fresh instance

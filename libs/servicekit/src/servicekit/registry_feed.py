@@ -32,4 +32,4 @@ def _apply(table: RegistryTable, record: Record) -> None:
 def _key(record: Record) -> str:
     if record.key is None:
         raise ContractError("tombstone without a key")
-    return record.key.decode(errors="replace")
+    return str(record.key.decode(errors="replace"))

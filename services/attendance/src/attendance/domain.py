@@ -60,7 +60,7 @@ def on_beat(track: Track, beat: Beat) -> Track:
 
 
 def on_time(track: Track, now: float, liveness: Liveness) -> Track:
-    """The track once the clock reads `now`: silence turns connected into late, then disconnected."""
+    """The track once the clock reads `now`: silence makes connected late, then disconnected."""
     due = deadline(track, liveness)
     if due is None or now < due:
         return track

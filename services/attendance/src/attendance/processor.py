@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 from faststream.kafka.publisher.usecase import DefaultPublisher
 
+from attendance.tracker import Tracker
 from contracts.codec import ContractError, decode, encode
 from contracts.events import Heartbeat, PointStatus
 from contracts.topics import status_key
-from attendance.tracker import Tracker
 from servicekit.kafka import DeadLetters, Record
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,6 @@
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from contracts.events import Heartbeat, PointStatus
 from attendance.domain import (
     NEVER_CONNECTED,
     Beat,
@@ -15,6 +14,7 @@ from attendance.domain import (
     on_time,
 )
 from attendance.timers import DeadlineWheel
+from contracts.events import Heartbeat, PointStatus
 
 TrackKey = tuple[str, str]  # (session code, point code)
 LivenessOf = Callable[[str], Liveness]

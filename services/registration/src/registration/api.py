@@ -11,7 +11,16 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from registration import commands
-from registration.store import Broadcast, BroadcastBase, Course, CourseBase, Point, PointCreate, PointPublic, courses_of
+from registration.store import (
+    Broadcast,
+    BroadcastBase,
+    Course,
+    CourseBase,
+    Point,
+    PointCreate,
+    PointPublic,
+    courses_of,
+)
 
 
 class IssuedPoint(BaseModel):
@@ -76,7 +85,9 @@ class _as_http:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
         if isinstance(error, commands.Conflict):
             raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
         if isinstance(error, commands.Invalid):

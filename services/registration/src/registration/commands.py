@@ -73,6 +73,7 @@ def create_point(*, db: Session, point_in: PointCreate) -> tuple[Point, str]:
     token = new_token()
     point = Point.model_validate(point_in, update={"token_hash": hash_token(token)})
     db.add(point)
+    db.flush()  # the point row must exist before the enrolments that refer to it
     db.add_all(Enrolment(point_code=point.code, course_code=code) for code in courses)
     db.add(point_event(point, courses))
     db.commit()

@@ -10,7 +10,7 @@ import logging
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import Engine, delete
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from registration.store import OutboxEvent, pending_events
 
@@ -28,7 +28,9 @@ class OutboxRelay:
             "outbox_published_total", "Outbox events acknowledged by Kafka", registry=registry
         )
         self._backlog = Gauge(
-            "outbox_backlog", "Outbox events read in the last pass, not yet on Kafka", registry=registry
+            "outbox_backlog",
+            "Outbox events read in the last pass, not yet on Kafka",
+            registry=registry,
         )
 
     async def run(self, poll_seconds: float) -> None:
@@ -51,11 +53,15 @@ class OutboxRelay:
             return 0
         # Sent in id order by one idempotent producer: Kafka keeps that order within a key.
         pending = [
-            await self._broker.publish(event.payload, topic=event.topic, key=event.key, no_confirm=True)
+            await self._broker.publish(
+                event.payload, topic=event.topic, key=event.key, no_confirm=True
+            )
             for event in events
         ]
         await asyncio.gather(*pending)
-        await asyncio.to_thread(self._forget, [event.id for event in events if event.id is not None])
+        await asyncio.to_thread(
+            self._forget, [event.id for event in events if event.id is not None]
+        )
         self._published.inc(len(events))
         return len(events)
 
@@ -65,5 +71,5 @@ class OutboxRelay:
 
     def _forget(self, ids: list[int]) -> None:
         with Session(self._engine) as db:
-            db.exec(delete(OutboxEvent).where(OutboxEvent.id.in_(ids)))  # type: ignore[union-attr]
+            db.exec(delete(OutboxEvent).where(col(OutboxEvent.id).in_(ids)))
             db.commit()

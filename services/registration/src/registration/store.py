@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine, LargeBinary, event
-from sqlmodel import Column, Field, Session, SQLModel, create_engine, select
+from sqlmodel import Column, Field, Session, SQLModel, col, create_engine, select
 
 from contracts.events import Channel, Level
 
@@ -118,4 +118,4 @@ def courses_of(session: Session, point_code: str) -> list[str]:
 
 
 def pending_events(session: Session, limit: int) -> list[OutboxEvent]:
-    return list(session.exec(select(OutboxEvent).order_by(OutboxEvent.id).limit(limit)).all())
+    return list(session.exec(select(OutboxEvent).order_by(col(OutboxEvent.id)).limit(limit)).all())

@@ -22,7 +22,6 @@ registry = RegistryTable()
 statuses: dict[StatusKey, PointStatus] = {}
 
 
-
 @subscribe_whole(broker, REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, title="on_registry")
 async def on_registry(message: KafkaMessage) -> None:
     await apply_registry_records(registry, records_of(message), dead_letters)

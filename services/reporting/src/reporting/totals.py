@@ -1,7 +1,7 @@
 """Totals of a session (DESIGN §5) as a pure function of the latest record of each point."""
 
-from collections.abc import Mapping
 from collections import Counter
+from collections.abc import Mapping
 
 from contracts.events import PointState, PointStatus, SessionSchedule, Totals
 from contracts.registry import RegistryTable

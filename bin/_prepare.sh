@@ -1,0 +1,16 @@
+# Sourced by the project's commands: installs what they need on a fresh machine, then syncs.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+need_apt=()
+command -v java >/dev/null || need_apt+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null || need_apt+=(maven)
+if ((${#need_apt[@]})); then
+  echo "installing ${need_apt[*]} from Debian's packages" >&2
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! command -v uv >/dev/null; then
+  echo "installing uv from PyPI" >&2
+  python3 -m pip install --quiet uv
+fi
+uv sync --frozen --quiet

@@ -1,0 +1,135 @@
+"""The three services as separate processes, the way production runs them."""
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+PR_SET_PDEATHSIG = 1
+SERVICES = ("registration", "attendance", "reporting")
+DEFAULT_PORTS = {"registration": 8001, "attendance": 8002, "reporting": 8003}
+
+
+class ServiceError(RuntimeError):
+    """A service did not come up; the message carries the tail of its log."""
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM lets the service drain and commit; SIGKILL only if it does not exit in time."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_service(name: str, *, port: int, env: Mapping[str, str], log_dir: Path) -> ServiceProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"{name}.app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
+            preexec_fn=_terminate_with_parent,
+        )
+    return ServiceProcess(name, port, process, log_path)
+
+
+def _terminate_with_parent() -> None:
+    """Ask Linux to SIGTERM the service if whoever started it dies without stopping it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def wait_healthy(service: ServiceProcess, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise ServiceError(f"{service.name} exited:\n{service.log_tail()}")
+        try:
+            if httpx.get(f"{service.url}/healthz", timeout=3).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise ServiceError(f"{service.name} not healthy after {timeout:.0f} s:\n{service.log_tail()}")
+
+
+def service_env(name: str, *, bootstrap: str, data_dir: Path) -> dict[str, str]:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    if name == "registration":
+        env["REGISTRATION_DATABASE_URL"] = f"sqlite:///{data_dir / 'registration.db'}"
+    return env
+
+
+@contextmanager
+def running_services(
+    *,
+    bootstrap: str,
+    data_dir: Path,
+    ports: Mapping[str, int] | None = None,
+    extra_env: Mapping[str, Mapping[str, str]] | None = None,
+) -> Iterator[dict[str, ServiceProcess]]:
+    """Start the three services, wait until each is healthy, and stop them all on exit."""
+    ports = ports or {name: free_port() for name in SERVICES}
+    started: dict[str, ServiceProcess] = {}
+    try:
+        for name in SERVICES:
+            env = service_env(name, bootstrap=bootstrap, data_dir=data_dir)
+            env |= (extra_env or {}).get(name, {})
+            started[name] = start_service(
+                name, port=ports[name], env=env, log_dir=data_dir / "logs"
+            )
+        for service in started.values():
+            wait_healthy(service)
+        yield started
+    finally:
+        for service in reversed(started.values()):
+            service.stop()

@@ -1,0 +1,110 @@
+"""A simulated course: registers a session and its points, then heartbeats like real points do."""
+
+import asyncio
+import contextlib
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+DEV_OPERATOR_TOKEN = "dev-operator-token"
+
+
+@dataclass
+class SimulatedPoint:
+    code: str
+    token: str
+    expected_learners: int
+    seq: int = 0
+    silent_until: float = 0.0  # loop time before which this point sends nothing
+    never_joins: bool = False
+    learners: int = field(default=0)
+
+
+@dataclass(frozen=True)
+class CoursePlan:
+    course_code: str = "DEMO"
+    session_code: str = "DEMO-S1"
+    points: int = 40
+    never_join: int = 3
+    heartbeat_interval_s: float = 5.0
+    late_after_s: float = 12.0
+    disconnected_after_s: float = 30.0
+
+
+async def register_course(
+    registration: httpx.AsyncClient, plan: CoursePlan, operator_token: str = DEV_OPERATOR_TOKEN
+) -> list[SimulatedPoint]:
+    """Create the course, one session starting now, and the points, through the public API."""
+    auth = {"Authorization": f"Bearer {operator_token}"}
+    now = datetime.now(UTC)
+    course = {
+        "code": plan.course_code,
+        "title": f"Khoá học {plan.course_code}",
+        "organiser": "Demo",
+    }
+    session = {
+        "code": plan.session_code,
+        "course_code": plan.course_code,
+        "title": "Chuyên đề 1",
+        "starts_at": (now - timedelta(minutes=1)).isoformat(),
+        "ends_at": (now + timedelta(hours=4)).isoformat(),
+        "heartbeat_interval_s": plan.heartbeat_interval_s,
+        "late_after_s": plan.late_after_s,
+        "disconnected_after_s": plan.disconnected_after_s,
+    }
+    for path, body in (("/v1/courses", course), ("/v1/sessions", session)):
+        (await registration.post(path, json=body, headers=auth)).raise_for_status()
+    points = []
+    for number in range(1, plan.points + 1):
+        expected = random.randint(15, 60)
+        code = f"{plan.course_code}-P{number:04d}"
+        fields = {
+            "code": code,
+            "name": f"Điểm cầu {number}",
+            "level": "commune",
+            "channel": "teams" if number % 10 == 0 else "video_bridge",
+            "expected_learners": expected,
+            "courses": [plan.course_code],
+        }
+        response = await registration.post("/v1/points", json=fields, headers=auth)
+        response.raise_for_status()
+        issued = response.json()
+        points.append(SimulatedPoint(code, issued["token"], expected))
+    for point in random.sample(points, min(plan.never_join, len(points))):
+        point.never_joins = True
+    return points
+
+
+async def send_heartbeat(
+    attendance: httpx.AsyncClient, point: SimulatedPoint, session_code: str
+) -> httpx.Response:
+    point.seq += 1
+    return await attendance.post(
+        "/v1/heartbeats",
+        json={
+            "point_code": point.code,
+            "session_code": session_code,
+            "seq": point.seq,
+            "sent_at": datetime.now(UTC).isoformat(),
+            "learners": point.learners,
+        },
+        headers={"Authorization": f"Bearer {point.token}"},
+    )
+
+
+async def run_point(attendance: httpx.AsyncClient, point: SimulatedPoint, plan: CoursePlan) -> None:
+    """Join within the first interval, let learners drift, and drop out now and then."""
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(random.uniform(0, plan.heartbeat_interval_s))
+    point.learners = max(1, point.expected_learners - random.randint(0, 10))
+    while not point.never_joins:
+        if loop.time() >= point.silent_until:
+            point.learners = max(0, point.learners + random.choice((-1, 0, 0, 1)))
+            # A real point keeps trying when the link fails; so does this one, at its next beat.
+            with contextlib.suppress(httpx.TransportError):
+                await send_heartbeat(attendance, point, plan.session_code)
+            if random.random() < 0.004:
+                point.silent_until = loop.time() + random.uniform(15, 60)
+        await asyncio.sleep(plan.heartbeat_interval_s)
