@@ -1,0 +1,29 @@
+"""Every service answers the operations routes: health, metrics, OpenAPI and AsyncAPI."""
+
+import httpx
+import pytest
+
+from devstack.services import ServiceProcess
+
+pytestmark = pytest.mark.e2e
+
+PUBLISHED = {
+    "registration": {"registry.points", "registry.sessions"},
+    "attendance": {"attendance.heartbeats", "attendance.point-status"},
+    "reporting": {"attendance.point-status", "registry.points"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+async def test_health_metrics_and_documents(stack: dict[str, ServiceProcess], name: str) -> None:
+    async with httpx.AsyncClient(base_url=stack[name].url) as client:
+        health = await client.get("/healthz")
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
+        metrics = (await client.get("/metrics")).text
+        assert "faststream_" in metrics or name == "registration"
+        assert "python_gc_objects_collected_total" not in metrics  # only our own registry
+        openapi = (await client.get("/openapi.json")).json()
+        assert "/healthz" in openapi["paths"]
+        asyncapi = (await client.get("/asyncapi.json")).json()
+        channels = {channel["address"] for channel in asyncapi["channels"].values()}
+        assert PUBLISHED[name] <= channels
