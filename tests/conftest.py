@@ -1,11 +1,19 @@
-"""One real Kafka broker per test run, and the three services as processes on top of it."""
+"""One real Kafka broker per test run, and the three services as processes on top of it.
+
+Also one real PostgreSQL server per run, started only when a test asks for it, and a fresh
+database per test on SQLite and on PostgreSQL.
+"""
 
 import asyncio
+import tempfile
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from devstack.kafka import Broker, default_cache_dir
+from devstack.postgres import TempPostgres
 from devstack.services import ServiceProcess, running_services
 from servicekit.provision import ensure_topics
 
@@ -27,3 +35,30 @@ def stack(
         bootstrap=kafka.bootstrap, data_dir=tmp_path_factory.mktemp("stack")
     ) as services:
         yield services
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TempPostgres]:
+    # Not under pytest's basetemp: that is private to the invoking user (mode 0700), and as
+    # root the server runs as the 'postgres' user. A short path also keeps the Unix socket legal.
+    with tempfile.TemporaryDirectory(prefix="pytest-postgres-") as data_dir:
+        with TempPostgres.start(Path(data_dir)) as server:
+            yield server
+        # Checked while the data dir still exists: pg_ctl cannot tell anything without it.
+        assert not server.is_running(), "the PostgreSQL server must stop when the run ends"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A SQLAlchemy URL of an empty database of its own, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    # Looked up here, not declared, so SQLite-only runs never start PostgreSQL.
+    server: TempPostgres = request.getfixturevalue("postgres")
+    name = f"test_{uuid.uuid4().hex}"
+    server.create_database(name)
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from registration.official import as_csv, official_points
+
 DEV_OPERATOR_TOKEN = "dev-operator-token"
 
 
@@ -56,22 +58,23 @@ async def register_course(
     }
     for path, body in (("/v1/courses", course), ("/v1/sessions", session)):
         (await registration.post(path, json=body, headers=auth)).raise_for_status()
-    points = []
-    for number in range(1, plan.points + 1):
-        expected = random.randint(15, 60)
-        code = f"{plan.course_code}-P{number:04d}"
-        fields = {
-            "code": code,
-            "name": f"Điểm cầu {number}",
-            "level": "commune",
-            "channel": "teams" if number % 10 == 0 else "video_bridge",
-            "expected_learners": expected,
-            "courses": [plan.course_code],
-        }
-        response = await registration.post("/v1/points", json=fields, headers=auth)
-        response.raise_for_status()
-        issued = response.json()
-        points.append(SimulatedPoint(code, issued["token"], expected))
+    rows = random.sample(official_points(expected_learners=0), plan.points)
+    for number, row in enumerate(rows, start=1):
+        row["code"] = f"{plan.course_code}-{row['code']}"
+        row["expected_learners"] = str(random.randint(15, 60))
+        row["channel"] = "teams" if number % 10 == 0 else "video_bridge"
+    response = await registration.post(
+        "/v1/points/import",
+        params={"course": plan.course_code},
+        content=as_csv(rows),
+        headers=auth | {"Content-Type": "text/csv"},
+    )
+    response.raise_for_status()
+    expected = {row["code"]: int(row["expected_learners"]) for row in rows}
+    points = [
+        SimulatedPoint(issued["code"], issued["token"], expected[issued["code"]])
+        for issued in response.json()["tokens"]
+    ]
     for point in random.sample(points, min(plan.never_join, len(points))):
         point.never_joins = True
     return points

@@ -68,6 +68,7 @@ class SessionSchedule(Event):
     code: Code
     course_code: Code
     title: str = ""
+    topic: str = ""
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     heartbeat_interval_s: Seconds = 5.0

@@ -1,6 +1,6 @@
 """The HTTP shell of a service: its API plus `/healthz`, `/metrics` and the AsyncAPI document."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -9,6 +9,8 @@ from fastapi import FastAPI, Response
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from servicekit.limits import BodySizeLimit
 
 STOP_TIMEOUT_SECONDS = 10.0
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -25,6 +27,8 @@ def service_app(
     broker: KafkaBroker,
     registry: CollectorRegistry,
     lifespan: Lifespan = _no_extra_lifespan,
+    max_body: int = 64 * 1024,
+    max_body_per_path: Mapping[str, int] = {},
 ) -> FastAPI:
     """A FastAPI app that runs `broker` for its lifetime, then the service's own `lifespan`."""
 
@@ -40,6 +44,7 @@ def service_app(
                 await broker.stop()
 
     app = FastAPI(title=title, lifespan=run)
+    app.add_middleware(BodySizeLimit, default=max_body, per_path=max_body_per_path)
     asyncapi = AsyncAPI(broker, title=title)
 
     @app.get("/healthz", tags=["ops"], summary="Healthy when the Kafka broker answers")

@@ -10,9 +10,11 @@ from prometheus_client import CollectorRegistry
 from contracts.events import PointRegistration, SessionSchedule
 from contracts.topics import REGISTRY_POINTS, REGISTRY_SESSIONS
 from registration.api import registry_router
+from registration.api.access import translate_errors
 from registration.config import Settings
+from registration.migrate import upgrade
 from registration.relay import OutboxRelay
-from registration.store import create_tables, make_engine
+from registration.store import make_engine
 from servicekit.http import service_app
 from servicekit.kafka import make_broker
 
@@ -29,7 +31,7 @@ broker.publisher(REGISTRY_SESSIONS.name, schema=SessionSchedule, title="to_regis
 
 @asynccontextmanager
 async def outbox_relay(_: FastAPI) -> AsyncIterator[None]:
-    create_tables(engine)
+    await asyncio.to_thread(upgrade, engine)
     relaying = asyncio.create_task(relay.run(settings.relay_poll_seconds))
     yield
     relaying.cancel()
@@ -37,5 +39,14 @@ async def outbox_relay(_: FastAPI) -> AsyncIterator[None]:
         await relaying
 
 
-app = service_app(title="registration", broker=broker, registry=metrics, lifespan=outbox_relay)
-app.include_router(registry_router(engine, settings.operator_token))
+app = service_app(
+    title="registration",
+    broker=broker,
+    registry=metrics,
+    lifespan=outbox_relay,
+    max_body_per_path={"/v1/points/import": settings.max_import_bytes},
+)
+app.state.engine = engine
+app.state.operator_token = settings.operator_token
+translate_errors(app)
+app.include_router(registry_router())

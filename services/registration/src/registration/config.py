@@ -16,6 +16,8 @@ class Settings(ServiceSettings):
     # How often the outbox relay looks for committed changes not yet on Kafka.
     relay_poll_seconds: float = 0.1
     relay_batch: int = 500
+    # A CSV of 100,000 points is about 10 MB.
+    max_import_bytes: int = 32 * 1024 * 1024
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> "Settings":

@@ -1,4 +1,4 @@
-"""Registry rows -> the events that describe them on the compacted registry topics."""
+"""Registry rows -> the outbox events that describe them on the compacted registry topics."""
 
 from datetime import UTC, datetime
 
@@ -8,8 +8,8 @@ from contracts.topics import REGISTRY_POINTS, REGISTRY_SESSIONS, point_key, sess
 from registration.store import Broadcast, OutboxEvent, Point
 
 
-def point_event(point: Point, courses: list[str]) -> OutboxEvent:
-    registration = PointRegistration(
+def point_registration(point: Point, courses: list[str]) -> PointRegistration:
+    return PointRegistration(
         code=point.code,
         name=point.name,
         level=point.level,
@@ -23,25 +23,37 @@ def point_event(point: Point, courses: list[str]) -> OutboxEvent:
         active=point.active,
         token_hash=point.token_hash,
     )
-    return OutboxEvent(
-        topic=REGISTRY_POINTS.name, key=point_key(point.code), payload=encode(registration)
-    )
 
 
-def session_event(broadcast: Broadcast) -> OutboxEvent:
+def point_changed(point: Point, courses: list[str]) -> OutboxEvent:
+    payload = encode(point_registration(point, courses))
+    return OutboxEvent(topic=REGISTRY_POINTS.name, key=point_key(point.code), payload=payload)
+
+
+def point_removed(code: str) -> OutboxEvent:
+    return OutboxEvent(topic=REGISTRY_POINTS.name, key=point_key(code), payload=None)
+
+
+def session_changed(broadcast: Broadcast) -> OutboxEvent:
     schedule = SessionSchedule(
         code=broadcast.code,
         course_code=broadcast.course_code,
         title=broadcast.title,
+        topic=broadcast.topic,
         starts_at=_aware(broadcast.starts_at),
         ends_at=_aware(broadcast.ends_at),
         heartbeat_interval_s=broadcast.heartbeat_interval_s,
         late_after_s=broadcast.late_after_s,
         disconnected_after_s=broadcast.disconnected_after_s,
     )
+    payload = encode(schedule)
     return OutboxEvent(
-        topic=REGISTRY_SESSIONS.name, key=session_key(broadcast.code), payload=encode(schedule)
+        topic=REGISTRY_SESSIONS.name, key=session_key(broadcast.code), payload=payload
     )
+
+
+def session_removed(code: str) -> OutboxEvent:
+    return OutboxEvent(topic=REGISTRY_SESSIONS.name, key=session_key(code), payload=None)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -1,100 +1,239 @@
-"""Tables of the registry and the outbox, and the queries on them."""
+"""Tables of the registry and the outbox, the shapes the API takes and gives, and the queries.
+
+One SQLModel chain per entity: `XBase` (shared fields) -> `XCreate` / `XUpdate` (input) ->
+`X(table=True)` (storage) -> `XPublic` (output).
+"""
 
 from datetime import UTC, date, datetime
+from typing import Annotated, Self
 
-from sqlalchemy import Engine, LargeBinary, event
+from pydantic import AfterValidator, AwareDatetime, field_validator, model_validator
+from sqlalchemy import DateTime, Engine, LargeBinary, event, func
 from sqlmodel import Column, Field, Session, SQLModel, col, create_engine, select
 
-from contracts.events import Channel, Level
+from contracts.events import CODE_PATTERN, Channel, Level
+from registration.divisions import PlaceError, check_place
+from registration.text import folded, has_control_characters, nfc
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-# Shared fields of a course, as given by an operator.
+def _clean_line(value: str) -> str:
+    value = nfc(value).strip()
+    if has_control_characters(value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+Line = Annotated[str, AfterValidator(_clean_line)]
+Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+PHONE_PATTERN = r"^[0-9+() .\-]{0,20}$"
+
+
+def _timestamp() -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=False)
+
+
+# --- courses -------------------------------------------------------------------------------------
+
+
+# Shared fields of a national training course.
 class CourseBase(SQLModel):
-    code: str = Field(primary_key=True, regex=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-    title: str = Field(min_length=1, max_length=300)
-    organiser: str = Field(default="", max_length=300)
+    title: Line = Field(min_length=1, max_length=300)
+    organiser: Line = Field(default="", max_length=300)
+    starts_on: date | None = None
+    ends_on: date | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Self:
+        if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
+            raise ValueError("a course cannot end before it starts")
+        return self
+
+
+# What an operator sends to create a course.
+class CourseCreate(CourseBase):
+    code: str = Field(regex=CODE_PATTERN)
+
+
+# What an operator may change in a course.
+class CourseUpdate(SQLModel):
+    title: Line | None = Field(default=None, min_length=1, max_length=300)
+    organiser: Line | None = Field(default=None, max_length=300)
     starts_on: date | None = None
     ends_on: date | None = None
 
 
-# A national training course.
+# A course as stored.
 class Course(CourseBase, table=True):
-    pass
+    code: str = Field(primary_key=True, max_length=64)
 
 
-# Shared fields of a session (a live broadcast of a course), as given by an operator.
+# --- sessions ------------------------------------------------------------------------------------
+
+Liveness = Annotated[float, Field(gt=0, le=3600)]
+
+
+# Shared fields of a session: one live broadcast of a course and its liveness settings.
 class BroadcastBase(SQLModel):
-    code: str = Field(primary_key=True, regex=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-    course_code: str = Field(foreign_key="course.code", index=True)
-    title: str = Field(default="", max_length=300)
-    starts_at: datetime
-    ends_at: datetime
-    heartbeat_interval_s: float = Field(default=5.0, gt=0, le=3600)
-    late_after_s: float = Field(default=12.0, gt=0, le=3600)
-    disconnected_after_s: float = Field(default=30.0, gt=0, le=3600)
+    title: Line = Field(default="", max_length=300)
+    topic: Line = Field(default="", max_length=300)
+    starts_at: Moment = Field(sa_column=_timestamp())
+    ends_at: Moment = Field(sa_column=_timestamp())
+    heartbeat_interval_s: Liveness = 5.0
+    late_after_s: Liveness = 12.0
+    disconnected_after_s: Liveness = 30.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("a session must end after it starts")
+        if not self.heartbeat_interval_s < self.late_after_s < self.disconnected_after_s:
+            raise ValueError(
+                "liveness needs heartbeat_interval_s < late_after_s < disconnected_after_s"
+            )
+        return self
 
 
-# A session stored in the registry ("session" is taken by the database's own vocabulary).
+# What an operator sends to schedule a session.
+class BroadcastCreate(BroadcastBase):
+    code: str = Field(regex=CODE_PATTERN)
+    course_code: str = Field(regex=CODE_PATTERN)
+
+
+# What an operator may change in a session (validated again as a whole once merged).
+class BroadcastUpdate(SQLModel):
+    title: str | None = None
+    topic: str | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    heartbeat_interval_s: float | None = None
+    late_after_s: float | None = None
+    disconnected_after_s: float | None = None
+
+
+# A session as stored ("session" is taken by the database's own vocabulary).
 class Broadcast(BroadcastBase, table=True):
-    pass
+    code: str = Field(primary_key=True, max_length=64)
+    course_code: str = Field(foreign_key="course.code", index=True, max_length=64)
 
 
-# Shared fields of a connection point.
+# --- connection points ---------------------------------------------------------------------------
+
+
+# Shared fields of a connection point, validated against the official divisions.
 class PointBase(SQLModel):
-    code: str = Field(primary_key=True, regex=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     level: Level
-    province_code: str | None = Field(default=None, max_length=16)
-    unit_code: str | None = Field(default=None, max_length=16)
-    channel: Channel
-    host: str = Field(default="", max_length=200)
-    phone: str = Field(default="", max_length=40)
-    expected_learners: int = Field(default=0, ge=0, le=1_000_000)
+    province_code: str | None = Field(default=None, max_length=8, index=True)
+    unit_code: str | None = Field(default=None, max_length=8)
+    channel: Channel = Field(index=True)
+    host: Line = Field(default="", max_length=200)
+    phone: str = Field(default="", max_length=20, regex=PHONE_PATTERN)
+    expected_learners: int = Field(default=0, ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _official_place(self) -> Self:
+        try:
+            place = check_place(self.level, self.province_code, self.unit_code)
+        except PlaceError as error:
+            raise ValueError(str(error)) from None
+        self.province_code, self.unit_code = place.province_code, place.unit_code
+        return self
 
 
 # What an operator sends to register a point, with the courses it takes part in.
 class PointCreate(PointBase):
-    courses: list[str] = []
+    code: str = Field(regex=CODE_PATTERN)
+    courses: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("courses")
+    @classmethod
+    def _course_codes(cls, courses: list[str]) -> list[str]:
+        return sorted({code.strip() for code in courses if code.strip()})
+
+
+# What an operator may change in a point (validated again as a whole once merged).
+class PointUpdate(SQLModel):
+    name: str | None = None
+    level: Level | None = None
+    province_code: str | None = None
+    unit_code: str | None = None
+    channel: Channel | None = None
+    host: str | None = None
+    phone: str | None = None
+    expected_learners: int | None = None
+    active: bool | None = None
+    courses: list[str] | None = None
 
 
 # A connection point as stored: only the hash of its token is kept.
 class Point(PointBase, table=True):
+    code: str = Field(primary_key=True, max_length=64)
     active: bool = True
-    token_hash: str | None = Field(default=None, index=True)
-    created_at: datetime = Field(default_factory=_now)
-    updated_at: datetime = Field(default_factory=_now)
+    token_hash: str | None = Field(default=None, max_length=64)
+    # Code, name and host folded for search that ignores case and diacritics.
+    search_text: str = ""
+    created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
 
-# What the API shows of a point.
+# What the API shows of a point (never its token or token hash).
 class PointPublic(PointBase):
+    code: str
     active: bool
+    has_token: bool
     courses: list[str]
+
+
+def new_point(point_in: PointCreate, *, token_hash: str | None, now: datetime) -> Point:
+    """The row for a validated point. (A table model does not validate: `point_in` did.)"""
+    point = Point(
+        **point_in.model_dump(exclude={"courses"}),
+        token_hash=token_hash,
+        created_at=now,
+        updated_at=now,
+    )
+    point.search_text = search_text(point)
+    return point
+
+
+def search_text(point: Point) -> str:
+    return folded(f"{point.code} {point.name} {point.host}")
 
 
 # A point taking part in a course.
 class Enrolment(SQLModel, table=True):
-    point_code: str = Field(foreign_key="point.code", primary_key=True)
-    course_code: str = Field(foreign_key="course.code", primary_key=True)
+    point_code: str = Field(foreign_key="point.code", primary_key=True, ondelete="CASCADE")
+    course_code: str = Field(foreign_key="course.code", primary_key=True, index=True)
+
+
+# --- outbox --------------------------------------------------------------------------------------
 
 
 # An event committed with the change it describes, waiting for the relay to put it on Kafka.
 class OutboxEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    topic: str
+    topic: str = Field(max_length=100)
     key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     # None is a tombstone: the key is removed from the compacted topic.
     payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
-    created_at: datetime = Field(default_factory=_now)
+    created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+
+
+# --- engine and queries --------------------------------------------------------------------------
 
 
 def make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+        return create_engine(url, pool_pre_ping=True, pool_size=10)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(connection, _):  # type: ignore[no-untyped-def]
@@ -102,20 +241,69 @@ def make_engine(url: str) -> Engine:
         # WAL lets the relay read while a request writes; foreign keys are off by default.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     return engine
 
 
-def create_tables(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+def courses_of(db: Session, point_code: str) -> list[str]:
+    query = select(Enrolment.course_code).where(Enrolment.point_code == point_code)
+    return sorted(db.exec(query).all())
 
 
-def courses_of(session: Session, point_code: str) -> list[str]:
-    return list(
-        session.exec(select(Enrolment.course_code).where(Enrolment.point_code == point_code)).all()
+def pending_events(db: Session, limit: int) -> list[OutboxEvent]:
+    return list(db.exec(select(OutboxEvent).order_by(col(OutboxEvent.id)).limit(limit)).all())
+
+
+def outbox_size(db: Session) -> int:
+    return db.exec(select(func.count()).select_from(OutboxEvent)).one()
+
+
+class PointFilter(SQLModel):
+    """What an operator narrows the list of points by; every field is optional."""
+
+    province: str | None = None
+    channel: Channel | None = None
+    level: Level | None = None
+    active: bool | None = None
+    course: str | None = None
+    # With `course`: True lists the points enrolled in it, False those that are not.
+    enrolled: bool = True
+    q: str | None = Field(default=None, max_length=200)
+
+
+def find_points(
+    db: Session, where: PointFilter, *, offset: int, limit: int
+) -> tuple[int, list[Point]]:
+    """One page of the points matching `where`, ordered by code, and how many match in all."""
+    query = select(Point)
+    if where.province is not None:
+        query = query.where(Point.province_code == where.province.zfill(2))
+    if where.channel is not None:
+        query = query.where(Point.channel == where.channel)
+    if where.level is not None:
+        query = query.where(Point.level == where.level)
+    if where.active is not None:
+        query = query.where(Point.active == where.active)
+    if where.course is not None:
+        enrolled = select(Enrolment.point_code).where(Enrolment.course_code == where.course)
+        membership = col(Point.code).in_(enrolled)
+        query = query.where(membership if where.enrolled else ~membership)
+    for word in folded(where.q or "").split():
+        # Bound as a parameter; the LIKE wildcards in the word itself are escaped.
+        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(col(Point.search_text).like(pattern, escape="\\"))
+    total = db.exec(select(func.count()).select_from(query.subquery())).one()
+    page = db.exec(query.order_by(col(Point.code)).offset(offset).limit(limit)).all()
+    return total, list(page)
+
+
+def courses_of_points(db: Session, codes: list[str]) -> dict[str, list[str]]:
+    enrolled: dict[str, list[str]] = {code: [] for code in codes}
+    query = select(Enrolment.point_code, Enrolment.course_code).where(
+        col(Enrolment.point_code).in_(codes)
     )
-
-
-def pending_events(session: Session, limit: int) -> list[OutboxEvent]:
-    return list(session.exec(select(OutboxEvent).order_by(col(OutboxEvent.id)).limit(limit)).all())
+    for point_code, course_code in db.exec(query):
+        enrolled[point_code].append(course_code)
+    return {code: sorted(courses) for code, courses in enrolled.items()}
