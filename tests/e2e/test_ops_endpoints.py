@@ -27,3 +27,16 @@ async def test_health_metrics_and_documents(stack: dict[str, ServiceProcess], na
         asyncapi = (await client.get("/asyncapi.json")).json()
         channels = {channel["address"] for channel in asyncapi["channels"].values()}
         assert PUBLISHED[name] <= channels
+
+
+@pytest.mark.parametrize(
+    ("name", "path"), [("attendance", "/v1/heartbeats"), ("registration", "/v1/points")]
+)
+async def test_oversized_bodies_are_refused(
+    stack: dict[str, ServiceProcess], name: str, path: str
+) -> None:
+    async with httpx.AsyncClient(base_url=stack[name].url) as client:
+        response = await client.post(
+            path, content=b"{" + b" " * 200_000 + b"}", headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 413

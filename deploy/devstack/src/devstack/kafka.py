@@ -171,12 +171,14 @@ class Broker:
         *,
         heap: str = "512m",
         ready_timeout: float = 60.0,
+        ports: tuple[int, int] | None = None,
     ) -> Broker:
+        """Start a broker; `ports` (client, controller) brings one back where clients expect it."""
         libs = fetch(cache_dir)
         data_dir = data_dir.resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         _refuse_if_running(data_dir)
-        port, controller_port = _free_ports(2)
+        port, controller_port = ports or _free_ports(2)
         log_dir = data_dir / "kraft-logs"
         config = data_dir / CONFIG_FILE
         config.write_text(_server_properties(port, controller_port, log_dir))

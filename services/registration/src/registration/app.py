@@ -9,8 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from contracts.events import PointRegistration, SessionSchedule
 from contracts.topics import REGISTRY_POINTS, REGISTRY_SESSIONS
-from registration.api import registry_router
-from registration.api.access import translate_errors
+from registration.api import install
 from registration.config import Settings
 from registration.migrate import upgrade
 from registration.relay import OutboxRelay
@@ -46,7 +45,4 @@ app = service_app(
     lifespan=outbox_relay,
     max_body_per_path={"/v1/points/import": settings.max_import_bytes},
 )
-app.state.engine = engine
-app.state.operator_token = settings.operator_token
-translate_errors(app)
-app.include_router(registry_router())
+install(app, engine=engine, operator_token=settings.operator_token)

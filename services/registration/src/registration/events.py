@@ -1,7 +1,5 @@
 """Registry rows -> the outbox events that describe them on the compacted registry topics."""
 
-from datetime import UTC, datetime
-
 from contracts.codec import encode
 from contracts.events import PointRegistration, SessionSchedule
 from contracts.topics import REGISTRY_POINTS, REGISTRY_SESSIONS, point_key, session_key
@@ -40,8 +38,8 @@ def session_changed(broadcast: Broadcast) -> OutboxEvent:
         course_code=broadcast.course_code,
         title=broadcast.title,
         topic=broadcast.topic,
-        starts_at=_aware(broadcast.starts_at),
-        ends_at=_aware(broadcast.ends_at),
+        starts_at=broadcast.starts_at,
+        ends_at=broadcast.ends_at,
         heartbeat_interval_s=broadcast.heartbeat_interval_s,
         late_after_s=broadcast.late_after_s,
         disconnected_after_s=broadcast.disconnected_after_s,
@@ -54,8 +52,3 @@ def session_changed(broadcast: Broadcast) -> OutboxEvent:
 
 def session_removed(code: str) -> OutboxEvent:
     return OutboxEvent(topic=REGISTRY_SESSIONS.name, key=session_key(code), payload=None)
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands datetimes back without their zone; everything is stored in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -7,8 +7,14 @@ One SQLModel chain per entity: `XBase` (shared fields) -> `XCreate` / `XUpdate` 
 from datetime import UTC, date, datetime
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, AwareDatetime, field_validator, model_validator
-from sqlalchemy import DateTime, Engine, LargeBinary, event, func
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy import DateTime, Dialect, Engine, LargeBinary, TypeDecorator, event, func
 from sqlmodel import Column, Field, Session, SQLModel, col, create_engine, select
 
 from contracts.events import CODE_PATTERN, Channel, Level
@@ -32,12 +38,28 @@ def _in_utc(value: datetime) -> datetime:
 
 
 Line = Annotated[str, AfterValidator(_clean_line)]
+CodeText = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
-PHONE_PATTERN = r"^[0-9+() .\-]{0,20}$"
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9+() .\-]{0,20}$")]
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps in UTC on every database: SQLite keeps no zone, so one is put back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
 
 
 def _timestamp() -> Column:  # type: ignore[type-arg]
-    return Column(DateTime(timezone=True), nullable=False)
+    return Column(UtcDateTime(), nullable=False)
 
 
 # --- courses -------------------------------------------------------------------------------------
@@ -59,7 +81,7 @@ class CourseBase(SQLModel):
 
 # What an operator sends to create a course.
 class CourseCreate(CourseBase):
-    code: str = Field(regex=CODE_PATTERN)
+    code: CodeText
 
 
 # What an operator may change in a course.
@@ -103,8 +125,8 @@ class BroadcastBase(SQLModel):
 
 # What an operator sends to schedule a session.
 class BroadcastCreate(BroadcastBase):
-    code: str = Field(regex=CODE_PATTERN)
-    course_code: str = Field(regex=CODE_PATTERN)
+    code: CodeText
+    course_code: CodeText
 
 
 # What an operator may change in a session (validated again as a whole once merged).
@@ -135,7 +157,7 @@ class PointBase(SQLModel):
     unit_code: str | None = Field(default=None, max_length=8)
     channel: Channel = Field(index=True)
     host: Line = Field(default="", max_length=200)
-    phone: str = Field(default="", max_length=20, regex=PHONE_PATTERN)
+    phone: Phone = Field(default="", max_length=20)
     expected_learners: int = Field(default=0, ge=0, le=100_000)
 
     @model_validator(mode="after")
@@ -150,7 +172,7 @@ class PointBase(SQLModel):
 
 # What an operator sends to register a point, with the courses it takes part in.
 class PointCreate(PointBase):
-    code: str = Field(regex=CODE_PATTERN)
+    code: CodeText
     courses: list[str] = Field(default_factory=list, max_length=100)
 
     @field_validator("courses")

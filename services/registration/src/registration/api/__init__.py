@@ -1,9 +1,19 @@
 """The registry's HTTP API: operator routes only."""
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, FastAPI
+from pydantic import SecretStr
+from sqlalchemy import Engine
 
 from registration.api import courses, imports, points, sessions
-from registration.api.access import require_operator
+from registration.api.access import require_operator, translate_errors
+
+
+def install(app: FastAPI, *, engine: Engine, operator_token: SecretStr) -> None:
+    """Serve the registry API from `app`, on `engine`, for holders of `operator_token`."""
+    app.state.engine = engine
+    app.state.operator_token = operator_token
+    translate_errors(app)
+    app.include_router(registry_router())
 
 
 def registry_router() -> APIRouter:
