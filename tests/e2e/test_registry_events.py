@@ -4,7 +4,7 @@ and attendance honours token rotation, revocation and deactivation within second
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -128,26 +128,39 @@ def own_broker(tmp_path: Path) -> Iterator[Broker]:
         yield broker
 
 
-@pytest.fixture
-async def own_registration(own_broker: Broker, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
-    service = start_service(
+def start_registration(bootstrap: str, tmp_path: Path) -> ServiceProcess:
+    return start_service(
         "registration",
         port=free_port(),
         log_dir=tmp_path / "logs",
         env={
-            "KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "REGISTRATION_DATABASE_URL": f"sqlite:///{tmp_path / 'registry.db'}",
         },
     )
-    await asyncio.to_thread(wait_healthy, service)
-    yield service
-    service.stop()
+
+
+async def serving(service: ServiceProcess) -> None:
+    async def docs() -> int:
+        try:
+            async with httpx.AsyncClient(base_url=service.url) as client:
+                return (await client.get("/openapi.json")).status_code
+        except httpx.TransportError:
+            return 0
+
+    await eventually(docs, lambda status: status == 200)
 
 
 async def test_changes_made_while_kafka_is_down_arrive_once_it_is_back(
-    own_broker: Broker, own_registration: ServiceProcess, tmp_path: Path
+    own_broker: Broker, tmp_path: Path
 ) -> None:
+    """Kafka goes down; registration even restarts without it; every change still arrives."""
+    first = start_registration(own_broker.bootstrap, tmp_path)
+    await asyncio.to_thread(wait_healthy, first)
     own_broker.stop()
+    first.stop()
+    own_registration = start_registration(own_broker.bootstrap, tmp_path)
+    await serving(own_registration)
     course, code = "DOWN", "P-DOWN"
     async with httpx.AsyncClient(base_url=own_registration.url, timeout=30) as registration:
         assert (await registration.get("/healthz")).status_code == 503
@@ -174,4 +187,5 @@ async def test_changes_made_while_kafka_is_down_arrive_once_it_is_back(
             metrics = (await registration.get("/metrics")).text
             assert "outbox_backlog 0.0" in metrics
         finally:
+            own_registration.stop()
             back.stop()

@@ -1,5 +1,8 @@
 """The HTTP shell of a service: its API plus `/healthz`, `/metrics` and the AsyncAPI document."""
 
+import asyncio
+import itertools
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -12,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from servicekit.limits import BodySizeLimit
 
+log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 10.0
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -29,16 +33,27 @@ def service_app(
     lifespan: Lifespan = _no_extra_lifespan,
     max_body: int = 64 * 1024,
     max_body_per_path: Mapping[str, int] = {},
+    serve_without_kafka: bool = False,
 ) -> FastAPI:
-    """A FastAPI app that runs `broker` for its lifetime, then the service's own `lifespan`."""
+    """A FastAPI app that runs `broker` for its lifetime, then the service's own `lifespan`.
+
+    With `serve_without_kafka`, the app serves even while Kafka is unreachable and connects
+    when Kafka comes: for a service whose writes wait in its own database (the outbox).
+    """
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
+        connecting = None
+        if serve_without_kafka:
+            connecting = asyncio.create_task(_start_when_reachable(broker))
+        else:
+            await broker.start()
         try:
             async with lifespan(app):
                 yield
         finally:
+            if connecting is not None:
+                connecting.cancel()
             # Bounded, so a service told to stop while Kafka is unreachable still exits.
             with anyio.move_on_after(STOP_TIMEOUT_SECONDS):
                 await broker.stop()
@@ -63,3 +78,14 @@ def service_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def _start_when_reachable(broker: KafkaBroker) -> None:
+    for attempt in itertools.count():
+        try:
+            await broker.start()
+            return
+        except Exception as error:
+            log.warning("Kafka unreachable (%s); connecting again shortly", error)
+            await broker.stop()
+            await asyncio.sleep(min(2**attempt, 10))

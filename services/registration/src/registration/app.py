@@ -44,5 +44,7 @@ app = service_app(
     registry=metrics,
     lifespan=outbox_relay,
     max_body_per_path={"/v1/points/import": settings.max_import_bytes},
+    # Operators prepare the registry whether or not Kafka is up: the outbox holds the events.
+    serve_without_kafka=True,
 )
 install(app, engine=engine, operator_token=settings.operator_token)

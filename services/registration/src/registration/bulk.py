@@ -1,4 +1,8 @@
-"""Upserting thousands of points in one transaction, with their events, in a few statements."""
+"""Upserting thousands of points in one transaction, with their events, in a few statements.
+
+Rows stay plain dictionaries on this path: building ORM objects for 100,000 points would cost
+more than everything else the import does.
+"""
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -9,15 +13,8 @@ from sqlalchemy import insert, update
 from sqlmodel import Session, col, select
 
 from contracts.tokens import hash_token, new_token
-from registration.events import point_changed
-from registration.store import (
-    Enrolment,
-    OutboxEvent,
-    Point,
-    PointCreate,
-    new_point,
-    search_text,
-)
+from registration.events import point_changed_row
+from registration.store import Enrolment, OutboxEvent, Point, PointCreate, search_text
 
 T = TypeVar("T")
 CHUNK = 500  # stays under every database's limit on bound parameters
@@ -31,11 +28,12 @@ DATA_FIELDS = (
     "phone",
     "expected_learners",
 )
+STORED_FIELDS = ("code", *DATA_FIELDS, "active", "token_hash")
 
 
 @dataclass
 class Upserted:
-    created: list[tuple[Point, str]] = field(default_factory=list)  # with the new token
+    created: list[tuple[str, str, str]] = field(default_factory=list)  # code, name, new token
     updated: list[str] = field(default_factory=list)
     unchanged: int = 0
 
@@ -50,43 +48,44 @@ def upsert_points(db: Session, rows: Sequence[PointCreate]) -> Upserted:
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     new_enrolments: list[dict[str, str]] = []
-    events: list[OutboxEvent] = []
+    events: list[dict[str, Any]] = []
     for row in rows:
+        fields = row.model_dump(include={"code", *DATA_FIELDS})
+        fields["search_text"] = search_text(row.code, row.name, row.host)
         stored = existing.get(row.code)
         courses = enrolled.get(row.code, set())
         added = set(row.courses) - courses
         new_enrolments += [{"point_code": row.code, "course_code": c} for c in sorted(added)]
         if stored is None:
             token = new_token()
-            point = new_point(row, token_hash=hash_token(token), now=now)
-            inserts.append(_columns(point))
-            outcome.created.append((point, token))
-        elif added or any(getattr(stored, f) != getattr(row, f) for f in DATA_FIELDS):
-            point = stored.sqlmodel_update(row.model_dump(include=set(DATA_FIELDS)))
-            point.search_text, point.updated_at = search_text(point), now
-            updates.append(_columns(point))
+            fields |= {"active": True, "token_hash": hash_token(token)}
+            inserts.append(fields | {"created_at": now, "updated_at": now})
+            outcome.created.append((row.code, row.name, token))
+        elif added or any(stored[f] != fields[f] for f in DATA_FIELDS):
+            fields |= {"active": stored["active"], "token_hash": stored["token_hash"]}
+            updates.append(fields | {"updated_at": now})
             outcome.updated.append(row.code)
         else:
             outcome.unchanged += 1
             continue
-        events.append(point_changed(point, sorted(courses | added)))
-    for chunk in _chunks(inserts):
-        db.execute(insert(Point), chunk)
-    for chunk in _chunks(updates):
-        db.execute(update(Point), chunk)
-    for chunk in _chunks(new_enrolments):
-        db.execute(insert(Enrolment), chunk)
-    for chunk in _chunks([_event_columns(e) for e in events]):
-        db.execute(insert(OutboxEvent), chunk)
+        events.append(point_changed_row(fields, courses | added))
+    for statement, items in (
+        (insert(Point), inserts),
+        (update(Point), updates),
+        (insert(Enrolment), new_enrolments),
+        (insert(OutboxEvent), events),
+    ):
+        for chunk in _chunks(items):
+            db.execute(statement, chunk)
     return outcome
 
 
-def _existing(db: Session, codes: list[str]) -> dict[str, Point]:
-    found: dict[str, Point] = {}
+def _existing(db: Session, codes: list[str]) -> dict[str, dict[str, Any]]:
+    columns = [col(getattr(Point, name)) for name in STORED_FIELDS]
+    found: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(codes):
-        for point in db.exec(select(Point).where(col(Point.code).in_(chunk))):
-            db.expunge(point)  # changed below as plain data, written back by bulk UPDATE
-            found[point.code] = point
+        for stored in db.execute(select(*columns).where(col(Point.code).in_(chunk))):
+            found[stored.code] = dict(stored._mapping)
     return found
 
 
@@ -99,19 +98,6 @@ def _enrolments(db: Session, codes: list[str]) -> dict[str, set[str]]:
         for point_code, course_code in db.exec(query):
             courses.setdefault(point_code, set()).add(course_code)
     return courses
-
-
-def _columns(point: Point) -> dict[str, Any]:
-    return point.model_dump()
-
-
-def _event_columns(event: OutboxEvent) -> dict[str, Any]:
-    return {
-        "topic": event.topic,
-        "key": event.key,
-        "payload": event.payload,
-        "created_at": event.created_at,
-    }
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:

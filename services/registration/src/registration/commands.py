@@ -160,7 +160,7 @@ def update_point(*, db: Session, code: str, point_in: PointUpdate) -> Point:
     point.sqlmodel_update(merged.model_dump(exclude={"code", "courses"}))
     if "active" in changes and changes["active"] is not None:
         point.active = changes["active"]
-    point.search_text = search_text(point)
+    point.search_text = search_text(point.code, point.name, point.host)
     point.updated_at = datetime.now(UTC)
     if courses is not None:
         wanted = sorted({c.strip() for c in courses if c.strip()})

@@ -222,12 +222,12 @@ def new_point(point_in: PointCreate, *, token_hash: str | None, now: datetime) -
         created_at=now,
         updated_at=now,
     )
-    point.search_text = search_text(point)
+    point.search_text = search_text(point.code, point.name, point.host)
     return point
 
 
-def search_text(point: Point) -> str:
-    return folded(f"{point.code} {point.name} {point.host}")
+def search_text(code: str, name: str, host: str) -> str:
+    return folded(f"{code} {name} {host}")
 
 
 # A point taking part in a course.

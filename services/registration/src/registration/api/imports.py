@@ -92,7 +92,7 @@ def _import(
     report.applied = True
     report.created, report.updated = len(outcome.created), len(outcome.updated)
     report.unchanged = outcome.unchanged
-    report.tokens = [IssuedToken(code=p.code, name=p.name, token=t) for p, t in outcome.created]
+    report.tokens = [IssuedToken(code=c, name=n, token=t) for c, n, t in outcome.created]
     return report
 
 
