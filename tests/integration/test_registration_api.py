@@ -329,3 +329,30 @@ def test_the_official_course_imports_once_and_reimports_as_no_change(
         "special_zone": 13,
         "other": 200,
     }
+
+
+def test_malformed_requests_get_a_clear_4xx_and_change_nothing(
+    api: TestClient, engine: Engine
+) -> None:
+    malformed = api.post(
+        "/v1/points",
+        content=b'{"code": "P1", "name": ',
+        headers={"Content-Type": "application/json"},
+    )
+    assert malformed.status_code == 422 and "JSON" in malformed.text
+    assert api.post("/v1/points", json=COMMUNE | {"expected_learners": "forty"}).status_code == 422
+    assert api.post("/v1/points", json=[COMMUNE]).status_code == 422
+    assert api.patch("/v1/points/NOPE", json={"name": "x"}).status_code == 404
+    assert outbox(engine) == [] and api.get("/v1/points").json()["total"] == 0
+
+
+def test_sql_metacharacters_are_stored_faithfully_and_never_run(api: TestClient) -> None:
+    name = 'Robert\'); DROP TABLE point; -- "Đông" %_\\'
+    assert (
+        api.post("/v1/points", json=COMMUNE | {"name": name, "host": "O'Brien"}).status_code == 201
+    )
+    assert api.get("/v1/points/X15853").json()["name"] == name
+    assert api.get("/v1/points", params={"q": "o'brien"}).json()["total"] == 1
+    assert api.get("/v1/points", params={"q": "%_"}).json()["total"] == 1
+    assert api.get("/v1/points", params={"q": "_"}).json()["total"] == 1
+    assert api.get("/v1/points", params={"q": "x_"}).json()["total"] == 0
