@@ -58,6 +58,8 @@ class PointRegistration(Event):
     active: bool = True
     # sha256 of the point's bearer token: lets attendance authenticate without calling registration.
     token_hash: str | None = None
+    # Provinces whose points' heartbeats this point may forward (a relay gateway); usually none.
+    relays_for: tuple[str, ...] = ()
 
 
 class SessionSchedule(Event):
@@ -109,6 +111,8 @@ class PointStatus(Event):
     since: AwareDatetime
     last_heartbeat_at: AwareDatetime | None = None
     reconnects: Count = 0
+    # Implausible learner counts, flagged rather than rejected (see attendance.quality).
+    flags: tuple[str, ...] = ()
 
 
 class Totals(Event):

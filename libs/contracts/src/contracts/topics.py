@@ -42,10 +42,18 @@ REGISTRY_POINTS = Topic("registry.points", 6, key="point code", compacted=True)
 REGISTRY_SESSIONS = Topic("registry.sessions", 1, key="session code", compacted=True)
 HEARTBEATS = Topic("attendance.heartbeats", 12, key="point code", retention_ms=DAY_MS)
 POINT_STATUS = Topic("attendance.point-status", 12, key="session code/point code", compacted=True)
+# The processor's state, co-partitioned with the heartbeats it was built from (Kafka Streams'
+# changelog pattern): an instance restores exactly the partitions it is given.
+STATE_CHANGELOG = Topic(
+    "attendance.state-changelog",
+    HEARTBEATS.partitions,
+    key="session code/point code",
+    compacted=True,
+)
 TOTALS = Topic("reporting.totals", 3, key="session code", compacted=True)
 
 SOURCE_TOPICS = (REGISTRY_POINTS, REGISTRY_SESSIONS, HEARTBEATS, POINT_STATUS, TOTALS)
-ALL_TOPICS = SOURCE_TOPICS + tuple(topic.dead_letters for topic in SOURCE_TOPICS)
+ALL_TOPICS = (*SOURCE_TOPICS, STATE_CHANGELOG, *(topic.dead_letters for topic in SOURCE_TOPICS))
 
 
 def point_key(point_code: str) -> bytes:
