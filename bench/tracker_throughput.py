@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from attendance.domain import Liveness
+from attendance.domain import Beat, Liveness
 from attendance.tracker import Tracker
 from contracts.codec import decode, encode
 from contracts.events import Heartbeat
@@ -53,10 +53,10 @@ def baseline(data: list[bytes]) -> None:
 
 def ours(data: list[bytes]) -> None:
     tracker = Tracker(lambda _: Liveness())
-    for offset in range(0, len(data), 1000):
-        tracker.on_heartbeats(
-            [decode(Heartbeat, record) for record in data[offset : offset + 1000]]
-        )
+    for record in data:
+        heartbeat = decode(Heartbeat, record)
+        beat = Beat(heartbeat.seq, heartbeat.received_at.timestamp(), heartbeat.learners)
+        tracker.on_beat((heartbeat.session_code, heartbeat.point_code), beat)
 
 
 def main() -> None:

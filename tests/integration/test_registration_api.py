@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from alembic import command
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -22,9 +23,9 @@ from contracts.events import PointRegistration, SessionSchedule
 from contracts.tokens import hash_token
 from contracts.topics import REGISTRY_POINTS, REGISTRY_SESSIONS
 from registration.api import install
-from registration.migrate import upgrade
+from registration.migrate import alembic_config, upgrade
 from registration.official import as_csv, official_points
-from registration.store import OutboxEvent, make_engine
+from registration.store import OutboxEvent, Point, make_engine
 
 pytestmark = pytest.mark.integration
 OPERATOR = "test-operator-token"
@@ -356,3 +357,69 @@ def test_sql_metacharacters_are_stored_faithfully_and_never_run(api: TestClient)
     assert api.get("/v1/points", params={"q": "%_"}).json()["total"] == 1
     assert api.get("/v1/points", params={"q": "_"}).json()["total"] == 1
     assert api.get("/v1/points", params={"q": "x_"}).json()["total"] == 0
+
+
+def test_a_gateway_relays_for_official_provinces_kept_across_imports(
+    api: TestClient, engine: Engine
+) -> None:
+    assert api.post("/v1/points", json=COMMUNE | {"relays_for": ["99"]}).status_code == 422
+    assert (
+        "unknown province code '99'"
+        in api.post("/v1/points", json=COMMUNE | {"relays_for": ["38", "99"]}).text
+    )
+    created = api.post("/v1/points", json=COMMUNE | {"relays_for": ["38", "1", "01"]})
+    assert created.status_code == 201
+    assert created.json()["point"]["relays_for"] == ["01", "38"]  # normalised, each once
+    patched = api.patch("/v1/points/X15853", json={"relays_for": ["8"]})
+    assert (patched.status_code, patched.json()["relays_for"]) == (200, ["08"])
+    assert api.patch("/v1/points/X15853", json={"relays_for": ["x"]}).status_code == 422
+    assert api.patch("/v1/points/X15853", json={"name": "Cổng Đông Tiến"}).status_code == 200
+    assert api.get("/v1/points/X15853").json()["relays_for"] == ["08"]
+
+    # An import has no column for it: a changed row keeps what the operator set.
+    row = {
+        "code": "X15853",
+        "name": "Phường Đông Tiến mới",
+        "level": "ward",
+        "channel": "video_bridge",
+        "province_code": "38",
+        "unit_code": "15853",
+        "host": "",
+        "phone": "",
+        "expected_learners": "41",
+        "courses": "K1",
+    }
+    imported = api.post("/v1/points/import", content=as_csv([row])).json()
+    assert imported["updated"] == 1
+    assert api.get("/v1/points/X15853").json()["relays_for"] == ["08"]
+    assert api.patch("/v1/points/X15853", json={"relays_for": []}).status_code == 200
+
+    events = [e for e in published_points(engine) if e is not None]
+    assert [e.relays_for for e in events] == [
+        ("01", "38"),
+        ("08",),
+        ("08",),
+        ("08",),  # the import's update
+        (),
+    ]
+
+
+def test_points_registered_before_gateways_existed_relay_for_nobody(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        config = alembic_config(engine.url.render_as_string(hide_password=False))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+            connection.exec_driver_sql(
+                "INSERT INTO point (code, name, level, channel, host, phone, expected_learners,"
+                " active, search_text, created_at, updated_at) VALUES ('T01', 'Hà Nội',"
+                " 'PROVINCE', 'VIDEO_BRIDGE', '', '', 0, true, 't01', '2026-11-22 00:00:00',"
+                " '2026-11-22 00:00:00')"
+            )
+        upgrade(engine)
+        with Session(engine) as db:
+            point = db.get(Point, "T01")
+            assert point is not None and point.relays_for == []
+    finally:
+        engine.dispose()

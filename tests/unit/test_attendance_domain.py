@@ -1,5 +1,8 @@
 """The connection state machine of DESIGN §4, against a reference read from the design."""
 
+from dataclasses import dataclass, field
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,6 +14,7 @@ from attendance.domain import (
     deadline,
     is_visible_change,
     on_beat,
+    on_heartbeat,
     on_time,
 )
 from contracts.events import PointState
@@ -72,7 +76,7 @@ def test_only_state_and_learners_are_visible_changes() -> None:
 
 
 # A heartbeat arriving `gap` seconds after the previous event, with a sequence number that may
-# repeat or go backwards.
+# repeat or go backwards (duplicates, reordering), a learner count and maybe the leaving flag.
 events = st.lists(
     st.tuples(
         st.floats(min_value=0.0, max_value=40.0),
@@ -84,34 +88,60 @@ events = st.lists(
 )
 
 
-def reference_state(accepted: list[Beat], now: float) -> PointState:
+@dataclass
+class Reference:
     """DESIGN §4 read literally, from the accepted heartbeats alone."""
-    if not accepted:
-        return PointState.NEVER_CONNECTED
-    last = accepted[-1]
-    if last.leaving or now >= last.received_at + LIVENESS.disconnected_after:
-        return PointState.DISCONNECTED
-    late = now >= last.received_at + LIVENESS.late_after
-    return PointState.LATE if late else PointState.CONNECTED
+
+    accepted: list[Beat] = field(default_factory=list)
+    present_seconds: float = 0.0
+    learner_seconds: float = 0.0
+    reconnects: int = 0
+
+    def accept(self, beat: Beat) -> None:
+        if self.accepted:
+            last = self.accepted[-1]
+            state_then = self.state(beat.received_at)
+            if state_then in (PointState.CONNECTED, PointState.LATE):
+                self.present_seconds += beat.received_at - last.received_at
+                self.learner_seconds += last.learners * (beat.received_at - last.received_at)
+            if state_then in (PointState.LATE, PointState.DISCONNECTED) and not beat.leaving:
+                self.reconnects += 1
+        self.accepted.append(beat)
+
+    def state(self, now: float) -> PointState:
+        if not self.accepted:
+            return PointState.NEVER_CONNECTED
+        last = self.accepted[-1]
+        if last.leaving or now >= last.received_at + LIVENESS.disconnected_after:
+            return PointState.DISCONNECTED
+        late = now >= last.received_at + LIVENESS.late_after
+        return PointState.LATE if late else PointState.CONNECTED
 
 
-@given(events, st.floats(min_value=0.0, max_value=60.0))
-def test_state_always_matches_the_design(
-    heartbeats: list[tuple[float, int, int, bool]], final_gap: float
+@given(events, st.floats(min_value=0.0, max_value=60.0), st.booleans())
+def test_state_and_attendance_always_match_the_design(
+    heartbeats: list[tuple[float, int, int, bool]], final_gap: float, ticking: bool
 ) -> None:
+    """With or without expiry ticks between heartbeats, the outcome is the same."""
     track: Track = NEVER_CONNECTED
+    reference = Reference()
     now = 1_000.0
-    accepted: list[Beat] = []
     for gap, seq, learners, leaving in heartbeats:
         now += gap
-        track = on_time(track, now, LIVENESS)
+        if ticking:
+            track = on_time(track, now, LIVENESS)
         beat = Beat(seq=seq, received_at=now, learners=learners, leaving=leaving)
-        if seq > (accepted[-1].seq if accepted else -1):
-            accepted.append(beat)
-        track = on_beat(track, beat)
-        assert track.state is reference_state(accepted, now)
+        if seq > (reference.accepted[-1].seq if reference.accepted else -1):
+            reference.accept(beat)
+        track = on_heartbeat(track, beat, LIVENESS)
+        assert track.state is reference.state(now)
     now += final_gap
     track = on_time(track, now, LIVENESS)
-    assert track.state is reference_state(accepted, now)
-    assert track.learners == (accepted[-1].learners if accepted else 0)
-    assert track.seq == (accepted[-1].seq if accepted else -1)
+    assert track.state is reference.state(now)
+    last = reference.accepted[-1] if reference.accepted else None
+    assert track.learners == (last.learners if last else 0)
+    assert track.seq == (last.seq if last else -1)
+    assert track.reconnects == reference.reconnects
+    assert track.present_seconds == pytest.approx(reference.present_seconds)
+    assert track.learner_seconds == pytest.approx(reference.learner_seconds)
+    assert track.first_seen == (reference.accepted[0].received_at if last else None)

@@ -1,47 +1,95 @@
-"""The tracker publishes a status only when a point's state or learner count changes."""
+"""One partition's tracks: statuses only on visible changes, expiry by the partition's clock."""
 
-from datetime import UTC, datetime
+from attendance.domain import Beat, Liveness
+from attendance.encoding import restored, snapshot, status
+from attendance.quality import FROZEN, JUMP, OVER_CAPACITY, QualityRules
+from attendance.tracker import PartitionClock, Tracker
+from contracts.events import PointState
 
-from attendance.domain import Liveness
-from attendance.tracker import Tracker
-from contracts.events import Heartbeat, PointState
-
-
-def heartbeat(point: str, seq: int, at: float, learners: int = 10) -> Heartbeat:
-    moment = datetime.fromtimestamp(at, UTC)
-    return Heartbeat(
-        point_code=point,
-        session_code="S1",
-        seq=seq,
-        sent_at=moment,
-        received_at=moment,
-        learners=learners,
-    )
+LIVENESS = Liveness(late_after=12, disconnected_after=30)
 
 
-def test_statuses_only_on_visible_changes_and_expiry() -> None:
-    tracker = Tracker(lambda _: Liveness(late_after=12, disconnected_after=30))
-    first = tracker.on_heartbeats([heartbeat("A", 1, 100), heartbeat("B", 1, 100)])
-    assert [(s.point_code, s.state) for s in first] == [
-        ("A", PointState.CONNECTED),
-        ("B", PointState.CONNECTED),
-    ]
-    assert tracker.on_heartbeats([heartbeat("A", 2, 105), heartbeat("A", 2, 106)]) == []
-    assert [s.learners for s in tracker.on_heartbeats([heartbeat("B", 2, 110, learners=9)])] == [9]
-    assert tracker.on_time(116) == []
-    late = tracker.on_time(117.0)
-    assert [(s.point_code, s.state) for s in late] == [("A", PointState.LATE)]
-    gone = tracker.on_time(140.0)
-    assert sorted((s.point_code, s.state) for s in gone) == [
+def beat(seq: int, at: float, learners: int = 10) -> Beat:
+    return Beat(seq=seq, received_at=at, learners=learners)
+
+
+def caught_up_tracker(**kwargs: object) -> Tracker:
+    return Tracker(lambda _: LIVENESS, lambda _: 40, grace=0.0, **kwargs)  # type: ignore[arg-type]
+
+
+def states(changes: list) -> list[tuple[str, PointState]]:  # type: ignore[type-arg]
+    return sorted((c.key[1], c.track.state) for c in changes)
+
+
+def test_only_visible_changes_are_marked_visible() -> None:
+    tracker = caught_up_tracker()
+    first = tracker.on_beat(("S1", "A"), beat(1, 100))
+    assert first is not None and first.visible
+    same = tracker.on_beat(("S1", "A"), beat(2, 105))
+    assert same is not None and not same.visible  # last_seen moved: changelog only
+    assert tracker.on_beat(("S1", "A"), beat(2, 106)) is None  # a duplicate changes nothing
+    fewer = tracker.on_beat(("S1", "A"), beat(3, 110, learners=9))
+    assert fewer is not None and fewer.visible
+
+
+def test_expiry_follows_the_wall_clock_when_caught_up() -> None:
+    tracker = caught_up_tracker()
+    tracker.on_beat(("S1", "A"), beat(1, 100))
+    tracker.on_beat(("S1", "B"), beat(1, 110))
+    assert tracker.on_time(111.9, caught_up=True) == []
+    assert states(tracker.on_time(112.0, caught_up=True)) == [("A", PointState.LATE)]
+    assert states(tracker.on_time(140.0, caught_up=True)) == [
         ("A", PointState.DISCONNECTED),
         ("B", PointState.DISCONNECTED),
     ]
-    assert tracker.on_time(1_000.0) == []
+    assert tracker.on_time(1_000.0, caught_up=True) == []
 
 
-def test_one_status_per_point_per_batch_carrying_the_latest_state() -> None:
-    tracker = Tracker(lambda _: Liveness())
-    statuses = tracker.on_heartbeats(
-        [heartbeat("A", 1, 100, learners=5), heartbeat("A", 2, 101, learners=7)]
-    )
-    assert [(s.point_code, s.learners) for s in statuses] == [("A", 7)]
+def test_a_backlog_never_turns_into_false_disconnects() -> None:
+    tracker = caught_up_tracker()
+    tracker.on_beat(("S1", "A"), beat(1, 100))
+    tracker.on_beat(("S1", "B"), beat(1, 100))
+    # The processor was away for a minute; heartbeats up to 160 wait in Kafka.
+    assert tracker.on_time(160.0, caught_up=False) == []
+    for seq, at in enumerate(range(105, 161, 5), start=2):
+        tracker.on_beat(("S1", "A"), beat(seq, at))  # A kept beating; B had gone quiet
+        tracker.on_time(160.0, caught_up=False)
+    assert tracker.track("S1", "A").state is PointState.CONNECTED
+    assert tracker.track("S1", "B").state is PointState.DISCONNECTED
+    assert tracker.track("S1", "A").reconnects == 0
+
+
+def test_the_clock_holds_back_by_the_grace_and_behind_by_the_data() -> None:
+    clock = PartitionClock(grace=0.5)
+    assert clock.now(100.0, caught_up=False) is None
+    assert clock.now(100.0, caught_up=True) == 99.5
+    clock.observe(90.0)
+    assert clock.now(100.0, caught_up=False) == 90.0
+    clock.observe(80.0)
+    assert clock.now(100.0, caught_up=False) == 90.0
+
+
+def test_restored_tracks_expire_like_the_originals() -> None:
+    original = caught_up_tracker()
+    original.on_beat(("S1", "A"), beat(1, 100, learners=12))
+    key, track = restored(snapshot("S1", "A", original.track("S1", "A")))
+    assert (key, track) == (("S1", "A"), original.track("S1", "A"))
+    copy = caught_up_tracker()
+    copy.restore(key, track)
+    assert states(copy.on_time(112.0, caught_up=True)) == [("A", PointState.LATE)]
+    assert status("S1", "A", copy.track("S1", "A")).learners == 12
+
+
+def test_implausible_counts_are_flagged_not_rejected() -> None:
+    tracker = caught_up_tracker(rules=QualityRules(frozen_after_seconds=60))
+    tracker.on_beat(("S1", "A"), beat(1, 100, learners=30))
+    crowd = tracker.on_beat(("S1", "A"), beat(2, 105, learners=61))
+    assert crowd is not None and crowd.visible
+    assert crowd.track.flags == {OVER_CAPACITY, JUMP}
+    calm = tracker.on_beat(("S1", "A"), beat(3, 110, learners=62))
+    assert calm is not None and calm.track.flags == {OVER_CAPACITY}
+    tracker.on_beat(("S1", "B"), beat(1, 100, learners=20))
+    for seq in range(2, 15):
+        tracker.on_beat(("S1", "B"), beat(seq, 100 + 5 * seq, learners=20))
+    assert tracker.track("S1", "B").flags == {FROZEN}
+    assert status("S1", "B", tracker.track("S1", "B")).flags == (FROZEN,)

@@ -106,6 +106,8 @@ def service_env(name: str, *, bootstrap: str, data_dir: Path) -> dict[str, str]:
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
     if name == "registration":
         env["REGISTRATION_DATABASE_URL"] = f"sqlite:///{data_dir / 'registration.db'}"
+    if name == "attendance":
+        env["ATTENDANCE_DATABASE_URL"] = f"sqlite:///{data_dir / 'attendance.db'}"
     return env
 
 

@@ -33,9 +33,13 @@ def service_app(
     lifespan: Lifespan = _no_extra_lifespan,
     max_body: int = 64 * 1024,
     max_body_per_path: Mapping[str, int] = {},
+    on_body_refused: Callable[[str], None] | None = None,
     serve_without_kafka: bool = False,
 ) -> FastAPI:
     """A FastAPI app that runs `broker` for its lifetime, then the service's own `lifespan`.
+
+    Bodies over `max_body` bytes (or the path's own limit) get 413; `on_body_refused` hears
+    the path of each, for a service that counts them.
 
     With `serve_without_kafka`, the app serves even while Kafka is unreachable and connects
     when Kafka comes: for a service whose writes wait in its own database (the outbox).
@@ -59,7 +63,9 @@ def service_app(
                 await broker.stop()
 
     app = FastAPI(title=title, lifespan=run)
-    app.add_middleware(BodySizeLimit, default=max_body, per_path=max_body_per_path)
+    app.add_middleware(
+        BodySizeLimit, default=max_body, per_path=max_body_per_path, on_refused=on_body_refused
+    )
     asyncapi = AsyncAPI(broker, title=title)
 
     @app.get("/healthz", tags=["ops"], summary="Healthy when the Kafka broker answers")

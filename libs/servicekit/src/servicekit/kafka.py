@@ -12,7 +12,6 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CollectorRegistry, Counter
 
-from contracts.codec import ContractError
 from contracts.topics import dead_letter_name
 
 log = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ class DeadLetters:
             registry=registry,
         )
 
-    async def park(self, record: Record, error: ContractError) -> None:
+    async def park(self, record: Record, error: Exception) -> None:
         log.warning(
             "dead letter from %s[%s]@%s: %s", record.topic, record.partition, record.offset, error
         )

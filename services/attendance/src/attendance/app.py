@@ -11,12 +11,20 @@ from prometheus_client import CollectorRegistry
 
 from attendance.config import Settings
 from attendance.domain import Liveness
-from attendance.ingest import ingest_router
-from attendance.processor import Processor
-from attendance.tracker import Tracker
+from attendance.ingest import ingest_body_limits, ingest_metrics, ingest_router
+from attendance.metrics import ProcessorMetrics
+from attendance.processor import Processor, RebalanceListener
+from attendance.quality import QualityRules
+from attendance.records import RecordWriter, make_engine
 from contracts.events import Heartbeat, PointStatus
 from contracts.registry import RegistryTable
-from contracts.topics import HEARTBEATS, POINT_STATUS, REGISTRY_POINTS, REGISTRY_SESSIONS
+from contracts.topics import (
+    HEARTBEATS,
+    POINT_STATUS,
+    REGISTRY_POINTS,
+    REGISTRY_SESSIONS,
+    STATE_CHANGELOG,
+)
 from servicekit.http import service_app
 from servicekit.kafka import DeadLetters, make_broker, records_of, subscribe_whole
 from servicekit.registry_feed import apply_registry_records
@@ -35,9 +43,27 @@ def liveness_of(session_code: str) -> Liveness:
     return Liveness(session.late_after_s, session.disconnected_after_s)
 
 
+def expected_of(point_code: str) -> int:
+    point = registry.points.get(point_code)
+    return 0 if point is None else point.expected_learners
+
+
 to_heartbeats = broker.publisher(HEARTBEATS.name, schema=Heartbeat, title="to_heartbeats")
 to_point_status = broker.publisher(POINT_STATUS.name, schema=PointStatus, title="to_point_status")
-processor = Processor(Tracker(liveness_of), to_point_status, dead_letters)
+to_changelog = broker.publisher(STATE_CHANGELOG.name, title="to_state_changelog")
+processor = Processor(
+    bootstrap=settings.kafka_bootstrap_servers,
+    statuses=to_point_status,
+    changelog=to_changelog,
+    dead_letters=dead_letters,
+    liveness_of=liveness_of,
+    expected_of=expected_of,
+    rules=QualityRules(),
+    grace=settings.clock_grace_seconds,
+)
+processor.metrics = ProcessorMetrics(metrics, processor.tracks)
+records = RecordWriter(make_engine(settings.database_url))
+processor.changed = records.changed
 
 
 @subscribe_whole(broker, REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, title="on_registry")
@@ -46,27 +72,49 @@ async def on_registry(message: KafkaMessage) -> None:
     await apply_registry_records(registry, records_of(message), dead_letters)
 
 
-@broker.subscriber(
-    HEARTBEATS.name,
-    batch=True,
-    group_id=settings.consumer_group,
-    auto_offset_reset="earliest",
-    max_records=settings.max_batch,
-    ack_policy=AckPolicy.NACK_ON_ERROR,
-    title="on_heartbeats",
-)
-async def on_heartbeats(message: KafkaMessage) -> None:
-    await processor.on_records(records_of(message))
+if settings.processor:
+    heartbeats = broker.subscriber(
+        HEARTBEATS.name,
+        batch=True,
+        group_id=settings.consumer_group,
+        auto_offset_reset="earliest",
+        max_records=settings.max_batch,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        listener=RebalanceListener(processor),
+        title="on_heartbeats",
+    )
+    processor.consumer = lambda: heartbeats.consumer
+
+    @heartbeats
+    async def on_heartbeats(message: KafkaMessage) -> None:
+        await processor.on_records(records_of(message))
 
 
 @asynccontextmanager
-async def clock(_: FastAPI) -> AsyncIterator[None]:
-    ticking = asyncio.create_task(processor.run_clock(settings.tick_seconds))
+async def processing(_: FastAPI) -> AsyncIterator[None]:
+    if not settings.processor:
+        yield
+        return
+    tasks = [
+        asyncio.create_task(processor.run_clock(settings.tick_seconds)),
+        asyncio.create_task(records.run(settings.records_flush_seconds)),
+    ]
     yield
-    ticking.cancel()
-    with suppress(asyncio.CancelledError):
-        await ticking
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with suppress(asyncio.CancelledError):
+            await task
+    await records.write_once()
 
 
-app = service_app(title="attendance", broker=broker, registry=metrics, lifespan=clock)
-app.include_router(ingest_router(registry, to_heartbeats, settings.publish_timeout_seconds))
+app = service_app(
+    title="attendance",
+    broker=broker,
+    registry=metrics,
+    lifespan=processing,
+    max_body_per_path=ingest_body_limits(settings),
+    on_body_refused=ingest_metrics(metrics).body_refused,
+)
+if settings.ingest:
+    app.include_router(ingest_router(registry, to_heartbeats, settings, metrics))

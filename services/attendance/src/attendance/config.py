@@ -1,5 +1,6 @@
 """Settings of the attendance service, from `ATTENDANCE_*` environment variables."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import ServiceSettings
@@ -8,9 +9,25 @@ from servicekit.settings import ServiceSettings
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ATTENDANCE_", frozen=True, extra="ignore")
 
+    # The two halves can run in one process (the default) or apart, each scaled on its own.
+    ingest: bool = True
+    processor: bool = True
     consumer_group: str = "attendance-processor"
     # How often silence is turned into `late` and `disconnected`; bounds detection delay.
     tick_seconds: float = 0.2
+    # Heartbeats still in flight to the processor when it is caught up; detection waits this
+    # long past the timeout rather than risk a false `late`.
+    clock_grace_seconds: float = 0.5
     max_batch: int = 5000
+    database_url: str = "sqlite:///attendance.db"
+    records_flush_seconds: float = 2.0
     # Longest a heartbeat request waits for Kafka before answering 503.
     publish_timeout_seconds: float = 5.0
+    # Heartbeats each point may send: a burst, then a steady rate. A point beats every 5 s by
+    # default, so 1/s leaves 5x headroom while a flooding point is held to it (429).
+    rate_limit_burst: float = Field(10.0, ge=1)
+    rate_limit_per_second: float = Field(1.0, gt=0)
+    # Largest bodies accepted (413 beyond): one heartbeat is a few hundred bytes, and a relay
+    # gateway's batch holds up to 1,000 of them.
+    max_heartbeat_bytes: int = Field(4 * 1024, gt=0)
+    max_batch_bytes: int = Field(512 * 1024, gt=0)

@@ -4,6 +4,7 @@ Times are seconds since the epoch as the *server* saw them: liveness is never ju
 point's own clock.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from contracts.events import PointState
@@ -29,7 +30,7 @@ class Beat:
 
 @dataclass(frozen=True, slots=True)
 class Track:
-    """Where one point stands in one session."""
+    """Where one point stands in one session, and what its attendance adds up to so far."""
 
     state: PointState = PointState.NEVER_CONNECTED
     seq: int = -1
@@ -37,10 +38,31 @@ class Track:
     last_seen: float | None = None
     since: float = 0.0
     reconnects: int = 0
+    first_seen: float | None = None
+    # Time present (connected or late) between heartbeats, and learners integrated over it.
+    present_seconds: float = 0.0
+    learner_seconds: float = 0.0
+    min_learners: int | None = None
+    max_learners: int | None = None
+    # Whether the learner count ever changed since the first heartbeat (see attendance.quality).
+    count_varied: bool = False
+    flags: frozenset[str] = frozenset()
+
+    @property
+    def present(self) -> bool:
+        return self.state in PRESENT
+
+    @property
+    def average_learners(self) -> float:
+        """Time-weighted average of learners while present (the last count before any time)."""
+        if self.present_seconds > 0:
+            return self.learner_seconds / self.present_seconds
+        return float(self.learners if self.first_seen is not None else 0)
 
 
 NEVER_CONNECTED = Track()
-_SILENT_STATES = (PointState.LATE, PointState.DISCONNECTED)
+PRESENT = frozenset({PointState.CONNECTED, PointState.LATE})
+_SILENT = frozenset({PointState.LATE, PointState.DISCONNECTED})
 
 
 def on_beat(track: Track, beat: Beat) -> Track:
@@ -48,15 +70,33 @@ def on_beat(track: Track, beat: Beat) -> Track:
     if beat.seq <= track.seq:
         return track
     state = PointState.DISCONNECTED if beat.leaving else PointState.CONNECTED
-    returning = track.state in _SILENT_STATES and state is PointState.CONNECTED
-    return Track(
+    counted = state is PointState.CONNECTED
+    previous = track.last_seen if track.last_seen is not None else beat.received_at
+    # Two ingest servers' clocks may disagree by a hair: silence is measured from the latest.
+    last_seen = max(previous, beat.received_at)
+    gap = last_seen - previous if track.present else 0.0
+    return replace(
+        track,
         state=state,
         seq=beat.seq,
         learners=beat.learners,
-        last_seen=beat.received_at,
+        last_seen=last_seen,
         since=track.since if state is track.state else beat.received_at,
-        reconnects=track.reconnects + returning,
+        reconnects=track.reconnects + (counted and track.state in _SILENT),
+        first_seen=beat.received_at if track.first_seen is None else track.first_seen,
+        present_seconds=track.present_seconds + gap,
+        learner_seconds=track.learner_seconds + track.learners * gap,
+        min_learners=_fold(min, track.min_learners, beat.learners, counted),
+        max_learners=_fold(max, track.max_learners, beat.learners, counted),
+        count_varied=track.count_varied
+        or (track.first_seen is not None and counted and beat.learners != track.learners),
     )
+
+
+def on_heartbeat(track: Track, beat: Beat, liveness: Liveness) -> Track:
+    """Time up to the heartbeat's arrival, then the heartbeat: the outcome does not depend on
+    whether an expiry tick happened to run in between."""
+    return on_beat(on_time(track, beat.received_at, liveness), beat)
 
 
 def on_time(track: Track, now: float, liveness: Liveness) -> Track:
@@ -86,5 +126,17 @@ def deadline(track: Track, liveness: Liveness) -> float | None:
 
 
 def is_visible_change(before: Track, after: Track) -> bool:
-    """Whether downstream must hear of it: only state and learner count matter to them."""
-    return before.state is not after.state or before.learners != after.learners
+    """Whether downstream must hear of it: state, learner count and quality flags."""
+    return (
+        before.state is not after.state
+        or before.learners != after.learners
+        or before.flags != after.flags
+    )
+
+
+def _fold(
+    pick: Callable[[int, int], int], current: int | None, value: int, counted: bool
+) -> int | None:
+    if not counted:
+        return current
+    return value if current is None else pick(current, value)

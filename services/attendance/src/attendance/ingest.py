@@ -1,21 +1,39 @@
-"""`POST /v1/heartbeats`: authenticate the point, validate, hand the heartbeat durably to Kafka."""
+"""Heartbeats in over HTTP: `POST /v1/heartbeats` from a point for itself, and
+`POST /v1/heartbeats/batch` from a relay gateway for the points of its provinces.
+
+Each request is authenticated by the sender's token, each heartbeat is checked against the
+registry (`attendance.admission`) and the point's rate limit, and the answer is 202 only once
+Kafka has acknowledged every heartbeat accepted.
+"""
 
 import asyncio
 import hmac
+import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated
+from functools import cache
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.kafka.publisher.usecase import DefaultPublisher
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from attendance.admission import Reason, Refusal, refusal_of
+from attendance.config import Settings
+from attendance.ratelimit import TokenBuckets
 from contracts.codec import encode
 from contracts.events import Code, Count, Heartbeat, LinkQuality, PointRegistration
 from contracts.registry import RegistryTable
 from contracts.tokens import hash_token
 from contracts.topics import point_key
 
+HEARTBEAT_PATH = "/v1/heartbeats"
+BATCH_PATH = "/v1/heartbeats/batch"
+MAX_BATCH_ITEMS = 1000
 RETRY_AFTER_SECONDS = "2"
 
 
@@ -33,55 +51,237 @@ class HeartbeatIn(BaseModel):
     leaving: bool = False
 
 
+class BatchIn(BaseModel):
+    """What a relay gateway forwards at once: heartbeats of itself and of the points it serves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    heartbeats: list[HeartbeatIn] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
 class Accepted(BaseModel):
     received_at: datetime
 
 
+class Rejected(BaseModel):
+    """One heartbeat of a batch that was not accepted; the others were."""
+
+    index: int
+    point_code: str
+    status: int
+    reason: Reason
+    detail: str
+    # Seconds before this point may be heard again (429 only).
+    retry_after: int | None = None
+
+
+class BatchAccepted(BaseModel):
+    received_at: datetime
+    accepted: int
+    rejected: list[Rejected]
+
+
+class IngestMetrics:
+    """Heartbeats accepted, and refusals by reason (a whole request counts once)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.accepted = Counter(
+            "heartbeats_accepted_total",
+            "Heartbeats acknowledged by Kafka and answered 202",
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "heartbeats_rejected_total",
+            "Heartbeats, or whole heartbeat requests, refused",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in Reason:
+            self.rejected.labels(reason.value)  # every series from the start: rates work at once
+
+    def refused(self, reason: Reason, count: int = 1) -> None:
+        self.rejected.labels(reason.value).inc(count)
+
+    def body_refused(self, path: str) -> None:
+        """For the service's body-size guard, which refuses before any route runs."""
+        if path in (HEARTBEAT_PATH, BATCH_PATH):
+            self.refused(Reason.TOO_LARGE)
+
+
+@cache
+def ingest_metrics(registry: CollectorRegistry) -> IngestMetrics:
+    """The one set of ingest counters on `registry`: the routes and the body-size guard both
+    count into it, and Prometheus refuses a metric registered twice."""
+    return IngestMetrics(registry)
+
+
+def ingest_body_limits(settings: Settings) -> dict[str, int]:
+    """The body-size limits of the ingest routes, for `service_app(max_body_per_path=...)`."""
+    return {HEARTBEAT_PATH: settings.max_heartbeat_bytes, BATCH_PATH: settings.max_batch_bytes}
+
+
 def ingest_router(
-    registry: RegistryTable, heartbeats: DefaultPublisher, publish_timeout: float
+    registry: RegistryTable,
+    heartbeats: DefaultPublisher,
+    settings: Settings,
+    metrics: CollectorRegistry,
 ) -> APIRouter:
-    router = APIRouter(tags=["heartbeats"])
+    """The heartbeat routes, answering from `registry` and publishing to `heartbeats`."""
+    counted = ingest_metrics(metrics)
+    limiter = TokenBuckets(settings.rate_limit_burst, settings.rate_limit_per_second)
+    router = APIRouter(tags=["heartbeats"], route_class=_counting_invalid(counted))
     bearer = HTTPBearer(auto_error=False)
 
-    def authenticated_point(
+    def refuse(refusal: Refusal, headers: dict[str, str] | None = None) -> HTTPException:
+        counted.refused(refusal.reason)
+        return HTTPException(refusal.status, refusal.detail, headers=headers)
+
+    def authenticated(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> PointRegistration:
         if credentials is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required")
+            raise refuse(Refusal(401, Reason.UNAUTHENTICATED, "bearer token required"))
         presented = hash_token(credentials.credentials)
         point = registry.point_by_token_hash(presented)
         if point is None or not hmac.compare_digest(point.token_hash or "", presented):
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token")
+            raise refuse(Refusal(401, Reason.UNAUTHENTICATED, "unknown or revoked token"))
         return point
 
+    def authenticated_gateway(
+        point: Annotated[PointRegistration, Depends(authenticated)],
+    ) -> PointRegistration:
+        if not point.relays_for or not point.active:
+            raise refuse(Refusal(403, Reason.NOT_GATEWAY, "not an active relay gateway's token"))
+        return point
+
+    def rate_limited(point_code: str) -> tuple[Refusal, int] | None:
+        wait = limiter.take(point_code, time.monotonic())
+        if wait is None:
+            return None
+        refusal = Refusal(429, Reason.RATE_LIMITED, "heartbeats too frequent for this point")
+        return refusal, int(wait)
+
+    def judged(
+        index: int, item: HeartbeatIn, gateway: PointRegistration, relays_for: frozenset[str]
+    ) -> Rejected | None:
+        """Why a heartbeat of a gateway's batch is refused, or None if it is accepted."""
+        refusal = refusal_of(registry, gateway, item.point_code, item.session_code, relays_for)
+        wait = None
+        # Only after the point was found admissible: a gateway must never spend the tokens of
+        # a point it may not speak for.
+        if refusal is None:
+            limited = rate_limited(item.point_code)
+            if limited is None:
+                return None
+            refusal, wait = limited
+        counted.refused(refusal.reason)
+        return Rejected(
+            index=index,
+            point_code=item.point_code,
+            status=refusal.status,
+            reason=refusal.reason,
+            detail=refusal.detail,
+            retry_after=wait,
+        )
+
+    async def deliver(accepted: list[Heartbeat]) -> None:
+        """Return once Kafka acknowledged every heartbeat, or answer 503 within the timeout."""
+        try:
+            await asyncio.wait_for(
+                _publish_all(heartbeats, accepted), settings.publish_timeout_seconds
+            )
+        except Exception as error:
+            counted.refused(Reason.KAFKA_UNAVAILABLE, len(accepted))
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "heartbeats not stored: Kafka unavailable, retry",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            ) from error
+        counted.accepted.inc(len(accepted))
+
     @router.post(
-        "/v1/heartbeats",
+        HEARTBEAT_PATH,
         status_code=status.HTTP_202_ACCEPTED,
         summary="A heartbeat of one point, sent with that point's own token",
-        responses={401: {}, 403: {}, 404: {}, 503: {}},
+        responses={401: {}, 403: {}, 404: {}, 413: {}, 429: {}, 503: {}},
     )
     async def post_heartbeat(
         heartbeat: HeartbeatIn,
-        point: Annotated[PointRegistration, Depends(authenticated_point)],
+        point: Annotated[PointRegistration, Depends(authenticated)],
     ) -> Accepted:
-        if heartbeat.point_code != point.code:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "a point may only speak for itself")
-        session = registry.sessions.get(heartbeat.session_code)
-        if session is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown session")
-        if not point.active or session.course_code not in point.courses:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "point not enrolled in this session")
+        # Keyed by the token's point, whatever the body claims: a caller is throttled before
+        # anything else, and only ever on its own bucket.
+        limited = rate_limited(point.code)
+        if limited is not None:
+            too_often, wait = limited
+            raise refuse(too_often, headers={"Retry-After": str(wait)})
+        refusal = refusal_of(registry, point, heartbeat.point_code, heartbeat.session_code)
+        if refusal is not None:
+            raise refuse(refusal)
         accepted = Heartbeat(**heartbeat.model_dump(), received_at=datetime.now(UTC))
-        try:
-            await asyncio.wait_for(
-                heartbeats.publish(encode(accepted), key=point_key(point.code)), publish_timeout
-            )
-        except Exception as error:
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "heartbeat not stored: Kafka unavailable, retry",
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            ) from error
+        await deliver([accepted])
         return Accepted(received_at=accepted.received_at)
 
+    @router.post(
+        BATCH_PATH,
+        status_code=status.HTTP_202_ACCEPTED,
+        summary="Heartbeats of many points, forwarded by a relay gateway with its own token",
+        description=(
+            "Each heartbeat is accepted if it is the gateway's own or that of an active point"
+            " of a province the gateway relays for, enrolled in the session's course, and within"
+            " that point's rate limit; the others are listed in `rejected` by index. 202 once"
+            f" Kafka acknowledged every accepted one. At most {MAX_BATCH_ITEMS} heartbeats."
+        ),
+        responses={401: {}, 403: {}, 413: {}, 503: {}},
+    )
+    async def post_batch(
+        batch: BatchIn,
+        gateway: Annotated[PointRegistration, Depends(authenticated_gateway)],
+    ) -> BatchAccepted:
+        received_at = datetime.now(UTC)
+        relays_for = frozenset(gateway.relays_for)
+        accepted: list[Heartbeat] = []
+        rejected: list[Rejected] = []
+        for index, item in enumerate(batch.heartbeats):
+            rejection = judged(index, item, gateway, relays_for)
+            if rejection is None:
+                accepted.append(Heartbeat(**item.model_dump(), received_at=received_at))
+            else:
+                rejected.append(rejection)
+        if accepted:
+            await deliver(accepted)
+        return BatchAccepted(received_at=received_at, accepted=len(accepted), rejected=rejected)
+
     return router
+
+
+async def _publish_all(publisher: DefaultPublisher, heartbeats: list[Heartbeat]) -> None:
+    """Send every heartbeat, then wait for all the acknowledgements together: a batch of a
+    thousand costs one round trip to Kafka, not a thousand."""
+    pending = [
+        await publisher.publish(encode(beat), key=point_key(beat.point_code), no_confirm=True)
+        for beat in heartbeats
+    ]
+    outcomes = await asyncio.gather(*pending, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+def _counting_invalid(metrics: IngestMetrics) -> type[APIRoute]:
+    """Routes that count the bodies FastAPI refuses (422) before a handler could."""
+
+    class CountingRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handle = super().get_route_handler()
+
+            async def counting(request: Request) -> Response:
+                try:
+                    return await handle(request)
+                except RequestValidationError:
+                    metrics.refused(Reason.INVALID)
+                    raise
+
+            return counting
+
+    return CountingRoute

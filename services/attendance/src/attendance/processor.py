@@ -1,52 +1,182 @@
-"""Heartbeats and the passing of time in; connection states out on `attendance.point-status`.
+"""Heartbeats and the passing of time in; point statuses and the changelog out.
 
-Offsets are committed (by the subscriber's ack policy) only after the handler returns, and the
-handler returns only after Kafka acknowledged every status it produced.
+State is held per owned partition of `attendance.heartbeats` and written to the co-partitioned
+changelog; partitions are restored from it when assigned and dropped when revoked. Offsets are
+committed (by the subscriber's ack policy) only after the handler returns, and the handler
+returns only after Kafka acknowledged every status and changelog record it produced.
 """
 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from faststream.kafka.publisher.usecase import DefaultPublisher
 
-from attendance.tracker import Tracker
-from contracts.codec import ContractError, decode, encode
-from contracts.events import Heartbeat, PointStatus
-from contracts.topics import status_key
+from attendance.domain import Beat, Track
+from attendance.encoding import snapshot, status
+from attendance.metrics import ProcessorMetrics
+from attendance.quality import QualityRules
+from attendance.restore import read_changelog
+from attendance.tracker import Change, ExpectedOf, LivenessOf, Tracker, TrackKey
+from contracts.codec import decode, encode
+from contracts.events import Heartbeat
+from contracts.topics import HEARTBEATS, status_key
 from servicekit.kafka import DeadLetters, Record
 
 log = logging.getLogger(__name__)
 
 
+class NotRestored(RuntimeError):
+    """Heartbeats of a partition this instance owns but has not restored: try the batch again."""
+
+
+@dataclass(frozen=True)
+class Output:
+    publisher: DefaultPublisher
+    key: bytes
+    value: bytes
+    partition: int | None
+
+
 class Processor:
     def __init__(
-        self, tracker: Tracker, statuses: DefaultPublisher, dead_letters: DeadLetters
+        self,
+        *,
+        bootstrap: str,
+        statuses: DefaultPublisher,
+        changelog: DefaultPublisher,
+        dead_letters: DeadLetters,
+        liveness_of: LivenessOf,
+        expected_of: ExpectedOf,
+        rules: QualityRules,
+        grace: float,
     ) -> None:
-        self._tracker = tracker
+        self._bootstrap = bootstrap
         self._statuses = statuses
+        self._changelog = changelog
         self._dead_letters = dead_letters
-        # Heartbeats and the clock both change tracks; one at a time keeps each key's
-        # status records in the order the decisions were made.
+        self._liveness_of, self._expected_of = liveness_of, expected_of
+        self._rules, self._grace = rules, grace
+        self._partitions: dict[int, Tracker] = {}
+        self._processed: dict[int, int] = {}  # per partition, the next offset to process
+        # Heartbeats, the clock and rebalances all change the partitions; one at a time keeps
+        # each key's records in the order the decisions were made.
         self._turn = asyncio.Lock()
-        # Statuses decided but not yet acknowledged by Kafka. The tracker has already moved on,
-        # so a failed publish must be retried from here, never recomputed.
-        self._unsent: dict[bytes, PointStatus] = {}
+        self._settled = asyncio.Event()  # no restore under way
+        # Records decided but not yet acknowledged by Kafka. The trackers have already moved
+        # on, so a failed publish must be retried from here, never recomputed.
+        self._unsent: dict[tuple[str, bytes], Output] = {}
+        self.consumer: Callable[[], AIOKafkaConsumer | None] = lambda: None
+        self.metrics: ProcessorMetrics | None = None
+        self.changed: Callable[[Iterable[tuple[TrackKey, Track]]], None] = lambda _: None
+
+    # --- what the instance holds ---------------------------------------------------------------
+
+    def tracks(self) -> Iterator[Track]:
+        for tracker in list(self._partitions.values()):
+            yield from list(tracker.tracks().values())
+
+    def track(self, key: TrackKey) -> Track | None:
+        for tracker in self._partitions.values():
+            if key in tracker.tracks():
+                return tracker.tracks()[key]
+        return None
+
+    def owned(self) -> set[int]:
+        return set(self._partitions)
+
+    # --- rebalances ----------------------------------------------------------------------------
+
+    async def assign(self, partitions: set[int]) -> None:
+        """Restore exactly these partitions from the changelog before any of their heartbeats."""
+        fresh = partitions - set(self._partitions)
+        self._settled.clear()
+        try:
+            await self._restore(fresh)
+        finally:
+            self._settled.set()
+
+    async def _restore(self, fresh: set[int]) -> None:
+        restored, seconds = await read_changelog(self._bootstrap, fresh)
+        async with self._turn:
+            for partition, tracks in restored.items():
+                tracker = Tracker(
+                    self._liveness_of, self._expected_of, rules=self._rules, grace=self._grace
+                )
+                for key, track in tracks.items():
+                    tracker.restore(key, track)
+                self._partitions[partition] = tracker
+                self._processed.pop(partition, None)
+                # Written again, so the attendance records are whole even if the database was
+                # down when the previous owner held them.
+                self.changed(tracks.items())
+        if self.metrics is not None:
+            self.metrics.restore_seconds.observe(seconds)
+            self.metrics.restored_tracks.inc(sum(len(t) for t in restored.values()))
+        log.info(
+            "restored partitions %s (%d tracks) in %.2f s",
+            sorted(fresh),
+            sum(len(t) for t in restored.values()),
+            seconds,
+        )
+
+    async def revoke(self, partitions: set[int]) -> None:
+        async with self._turn:
+            try:
+                await self._flush()
+            except Exception:
+                # The new owner replays the heartbeats after the last commit: nothing is lost.
+                log.warning("could not flush before giving up partitions %s", sorted(partitions))
+                self._unsent.clear()
+            for partition in partitions:
+                self._partitions.pop(partition, None)
+                self._processed.pop(partition, None)
+
+    # --- heartbeats and time -------------------------------------------------------------------
 
     async def on_records(self, records: Sequence[Record]) -> None:
-        heartbeats = []
-        for record in records:
-            try:
-                heartbeats.append(decode(Heartbeat, record.value))
-            except ContractError as error:
-                await self._dead_letters.park(record, error)
+        # aiokafka may fetch for new partitions while their restore is still running.
+        await self._settled.wait()
         async with self._turn:
-            await self._publish(self._tracker.on_heartbeats(heartbeats))
+            merged: dict[tuple[int, TrackKey], Change] = {}
+            newest = 0.0
+            for record in records:
+                tracker = self._partitions.get(record.partition)
+                if tracker is None:
+                    if self._still_assigned(record.partition):
+                        raise NotRestored(record.partition)  # rewinds: nothing is skipped
+                    continue  # revoked meanwhile: its new owner replays it
+                try:
+                    heartbeat = decode(Heartbeat, record.value)
+                    key = (heartbeat.session_code, heartbeat.point_code)
+                    received = heartbeat.received_at.timestamp()
+                    flags_before = tracker.track(*key).flags
+                    change = tracker.on_beat(key, _beat(heartbeat, received))
+                except Exception as error:
+                    await self._dead_letters.park(record, error)
+                    continue
+                newest = max(newest, received)
+                if change is not None:
+                    self._count_new_flags(change.track.flags - flags_before)
+                    earlier = merged.get((record.partition, key))
+                    visible = change.visible or (earlier is not None and earlier.visible)
+                    merged[(record.partition, key)] = Change(key, change.track, visible)
+            for record in records:
+                self._processed[record.partition] = record.offset + 1
+            await self._emit(merged)
+        self._observe(len(records), newest)
 
-    async def on_tick(self, now: float) -> None:
+    async def on_tick(self, wall: float) -> None:
         async with self._turn:
-            await self._publish(self._tracker.on_time(now))
+            merged: dict[tuple[int, TrackKey], Change] = {}
+            for partition, tracker in self._partitions.items():
+                caught_up = await self._caught_up(partition)
+                for change in tracker.on_time(wall, caught_up):
+                    merged[(partition, change.key)] = change
+            await self._emit(merged)
 
     async def run_clock(self, every: float) -> None:
         while True:
@@ -56,12 +186,90 @@ class Processor:
             except Exception:
                 log.exception("expiry tick failed; retrying on the next tick")
 
-    async def _publish(self, statuses: list[PointStatus]) -> None:
-        for status in statuses:
-            self._unsent[status_key(status.session_code, status.point_code)] = status
+    # --- output --------------------------------------------------------------------------------
+
+    async def _emit(self, changes: dict[tuple[int, TrackKey], Change]) -> None:
+        for (partition, key), change in changes.items():
+            record_key = status_key(*key)
+            value = snapshot(key[0], key[1], change.track)
+            self._unsent[("changelog", record_key)] = Output(
+                self._changelog, record_key, value, partition
+            )
+            if change.visible:
+                payload = encode(status(key[0], key[1], change.track))
+                self._unsent[("status", record_key)] = Output(
+                    self._statuses, record_key, payload, None
+                )
+        self.changed((key, change.track) for (_, key), change in changes.items())
+        await self._flush()
+
+    async def _flush(self) -> None:
         pending = [
-            await self._statuses.publish(encode(status), key=key, no_confirm=True)
-            for key, status in self._unsent.items()
+            await out.publisher.publish(
+                out.value, key=out.key, partition=out.partition, no_confirm=True
+            )
+            for out in self._unsent.values()
         ]
         await asyncio.gather(*pending)
         self._unsent.clear()
+
+    async def _caught_up(self, partition: int) -> bool:
+        consumer = self.consumer()
+        if consumer is None:
+            return False
+        tp = TopicPartition(HEARTBEATS.name, partition)
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return False
+        done = self._processed.get(partition)
+        if done is None:
+            try:
+                done = await consumer.position(tp)
+            except Exception:
+                return False
+        return bool(int(done) >= int(highwater))
+
+    def _still_assigned(self, partition: int) -> bool:
+        consumer = self.consumer()
+        return consumer is not None and TopicPartition(HEARTBEATS.name, partition) in (
+            consumer.assignment()
+        )
+
+    def _count_new_flags(self, flags: frozenset[str]) -> None:
+        if self.metrics is not None:
+            for flag in flags:
+                self.metrics.flags.labels(flag).inc()
+
+    def _observe(self, count: int, newest: float) -> None:
+        if self.metrics is None or count == 0:
+            return
+        self.metrics.batch_size.observe(count)
+        self.metrics.heartbeats.inc(count)
+        if newest:
+            self.metrics.lag_seconds.set(max(0.0, time.time() - newest))
+
+
+class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """aiokafka awaits these before fetching for newly assigned partitions."""
+
+    def __init__(self, processor: Processor) -> None:
+        self._processor = processor
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._processor.revoke(
+            {tp.partition for tp in revoked if tp.topic == HEARTBEATS.name}
+        )
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._processor.assign(
+            {tp.partition for tp in assigned if tp.topic == HEARTBEATS.name}
+        )
+
+
+def _beat(heartbeat: Heartbeat, received: float) -> Beat:
+    return Beat(
+        seq=heartbeat.seq,
+        received_at=received,
+        learners=heartbeat.learners,
+        leaving=heartbeat.leaving,
+    )

@@ -1,7 +1,7 @@
-"""Every track this instance owns, and the statuses to publish as heartbeats and time arrive."""
+"""The tracks of one partition of `attendance.heartbeats`, its clock, and its deadlines."""
 
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from attendance.domain import (
     NEVER_CONNECTED,
@@ -10,68 +10,103 @@ from attendance.domain import (
     Track,
     deadline,
     is_visible_change,
-    on_beat,
+    on_heartbeat,
     on_time,
 )
+from attendance.quality import QualityRules, flagged
 from attendance.timers import DeadlineWheel
-from contracts.events import Heartbeat, PointStatus
 
+DEFAULT_RULES = QualityRules()
 TrackKey = tuple[str, str]  # (session code, point code)
 LivenessOf = Callable[[str], Liveness]
+ExpectedOf = Callable[[str], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A track that changed; `visible` when downstream (the status topic) must hear of it."""
+
+    key: TrackKey
+    track: Track
+    visible: bool
+
+
+class PartitionClock:
+    """The time expiry is judged by in one partition.
+
+    While the partition is caught up, wall time less a grace for heartbeats still in flight.
+    While it is behind (a restart, a rebalance, a burst), never later than the newest heartbeat
+    processed: silence is only believed once the backlog that might break it has been read.
+    """
+
+    def __init__(self, grace: float) -> None:
+        self._grace = grace
+        self._newest: float | None = None
+
+    def observe(self, received_at: float) -> None:
+        self._newest = received_at if self._newest is None else max(self._newest, received_at)
+
+    def now(self, wall: float, caught_up: bool) -> float | None:
+        if caught_up:
+            return wall - self._grace
+        return None if self._newest is None else min(wall - self._grace, self._newest)
 
 
 class Tracker:
-    def __init__(self, liveness_of: LivenessOf) -> None:
+    def __init__(
+        self,
+        liveness_of: LivenessOf,
+        expected_of: ExpectedOf = lambda _: 0,
+        *,
+        rules: QualityRules = DEFAULT_RULES,
+        grace: float = 0.5,
+    ) -> None:
         self._liveness_of = liveness_of
+        self._expected_of = expected_of
+        self._rules = rules
         self._tracks: dict[TrackKey, Track] = {}
         self._wheel: DeadlineWheel[TrackKey] = DeadlineWheel()
+        self.clock = PartitionClock(grace)
 
     def __len__(self) -> int:
         return len(self._tracks)
 
+    def tracks(self) -> dict[TrackKey, Track]:
+        return self._tracks
+
     def track(self, session_code: str, point_code: str) -> Track:
         return self._tracks.get((session_code, point_code), NEVER_CONNECTED)
 
-    def on_heartbeats(self, heartbeats: Iterable[Heartbeat]) -> list[PointStatus]:
-        changed: dict[TrackKey, None] = {}  # ordered set: one status per key, its latest
-        for heartbeat in heartbeats:
-            key = (heartbeat.session_code, heartbeat.point_code)
-            beat = Beat(
-                seq=heartbeat.seq,
-                received_at=heartbeat.received_at.timestamp(),
-                learners=heartbeat.learners,
-                leaving=heartbeat.leaving,
-            )
-            if self._advance(key, on_beat(self.track(*key), beat)):
-                changed[key] = None
-        return [_status(key, self._tracks[key]) for key in changed]
+    def restore(self, key: TrackKey, track: Track) -> None:
+        """Take a track back from the changelog, with its deadline."""
+        self._tracks[key] = track
+        self._wheel.schedule(key, deadline(track, self._liveness_of(key[0])))
+        if track.last_seen is not None:
+            self.clock.observe(track.last_seen)
 
-    def on_time(self, now: float) -> list[PointStatus]:
-        statuses = []
-        for key in self._wheel.pop_due(now):
-            if self._advance(key, on_time(self._tracks[key], now, self._liveness_of(key[0]))):
-                statuses.append(_status(key, self._tracks[key]))
-        return statuses
-
-    def _advance(self, key: TrackKey, after: Track) -> bool:
-        """Store the new track and its next deadline; whether downstream must hear of it."""
+    def on_beat(self, key: TrackKey, beat: Beat) -> Change | None:
+        """Apply one heartbeat; None when it changes nothing (a duplicate, an older one)."""
+        self.clock.observe(beat.received_at)
         before = self.track(*key)
+        moved = on_heartbeat(before, beat, self._liveness_of(key[0]))
+        after = flagged(before, moved, self._expected_of(key[1]), self._rules)
         if after is before:
-            return False
+            return None
+        return Change(key, after, self._store(key, before, after))
+
+    def on_time(self, wall: float, caught_up: bool) -> list[Change]:
+        """Expire what the partition's clock says has been silent too long."""
+        now = self.clock.now(wall, caught_up)
+        if now is None:
+            return []
+        changes = []
+        for key in self._wheel.pop_due(now):
+            before = self._tracks[key]
+            after = on_time(before, now, self._liveness_of(key[0]))
+            changes.append(Change(key, after, self._store(key, before, after)))
+        return changes
+
+    def _store(self, key: TrackKey, before: Track, after: Track) -> bool:
         self._tracks[key] = after
         self._wheel.schedule(key, deadline(after, self._liveness_of(key[0])))
         return is_visible_change(before, after)
-
-
-def _status(key: TrackKey, track: Track) -> PointStatus:
-    return PointStatus(
-        session_code=key[0],
-        point_code=key[1],
-        state=track.state,
-        learners=track.learners,
-        since=datetime.fromtimestamp(track.since, UTC),
-        last_heartbeat_at=(
-            None if track.last_seen is None else datetime.fromtimestamp(track.last_seen, UTC)
-        ),
-        reconnects=track.reconnects,
-    )

@@ -28,7 +28,9 @@ DATA_FIELDS = (
     "phone",
     "expected_learners",
 )
-STORED_FIELDS = ("code", *DATA_FIELDS, "active", "token_hash")
+# Kept as stored on an import, which never changes them (a sheet has no column for them).
+KEPT_FIELDS = ("active", "token_hash", "relays_for")
+STORED_FIELDS = ("code", *DATA_FIELDS, *KEPT_FIELDS)
 
 
 @dataclass
@@ -58,11 +60,11 @@ def upsert_points(db: Session, rows: Sequence[PointCreate]) -> Upserted:
         new_enrolments += [{"point_code": row.code, "course_code": c} for c in sorted(added)]
         if stored is None:
             token = new_token()
-            fields |= {"active": True, "token_hash": hash_token(token)}
+            fields |= {"active": True, "token_hash": hash_token(token), "relays_for": []}
             inserts.append(fields | {"created_at": now, "updated_at": now})
             outcome.created.append((row.code, row.name, token))
         elif added or any(stored[f] != fields[f] for f in DATA_FIELDS):
-            fields |= {"active": stored["active"], "token_hash": stored["token_hash"]}
+            fields |= {name: stored[name] for name in KEPT_FIELDS}
             updates.append(fields | {"updated_at": now})
             outcome.updated.append(row.code)
         else:

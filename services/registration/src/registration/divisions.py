@@ -1,7 +1,7 @@
 """The official administrative divisions (34 provinces, 3,321 commune-level units), from the
 `vietnam-provinces` package, and the rules a connection point's place must follow."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 
@@ -73,6 +73,18 @@ def check_place(level: Level, province: str | None, unit: str | None) -> Place:
     if level in UNIT_LEVELS and kind is not level:
         raise PlaceError(f"unit {unit} ({ward.name}) is a {kind.value}, not a {level.value}")
     return Place(own_province, unit)
+
+
+def check_provinces(codes: Iterable[str]) -> list[str]:
+    """Official province codes, normalised ("1" -> "01"), each once and sorted; a `PlaceError`
+    names the first code that is not one."""
+    checked = set()
+    for code in codes:
+        province = _normalised(code, province_code, "province")
+        if province is None or province not in provinces():
+            raise PlaceError(f"unknown province code {code!r}")
+        checked.add(province)
+    return sorted(checked)
 
 
 def _normalised(code: str | None, pad: Callable[[int], str], what: str) -> str | None:

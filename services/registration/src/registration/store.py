@@ -14,11 +14,20 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy import DateTime, Dialect, Engine, LargeBinary, TypeDecorator, event, func
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Engine,
+    LargeBinary,
+    TypeDecorator,
+    event,
+    func,
+)
 from sqlmodel import Column, Field, Session, SQLModel, col, create_engine, select
 
 from contracts.events import CODE_PATTERN, Channel, Level
-from registration.divisions import PlaceError, check_place
+from registration.divisions import PlaceError, check_place, check_provinces
 from registration.text import folded, has_control_characters, nfc
 
 
@@ -159,6 +168,19 @@ class PointBase(SQLModel):
     host: Line = Field(default="", max_length=200)
     phone: Phone = Field(default="", max_length=20)
     expected_learners: int = Field(default=0, ge=0, le=100_000)
+    # Provinces whose points' heartbeats this point may forward: a relay gateway. Usually none.
+    relays_for: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default="[]"),
+    )
+
+    @field_validator("relays_for")
+    @classmethod
+    def _official_provinces(cls, codes: list[str]) -> list[str]:
+        try:
+            return check_provinces(codes)
+        except PlaceError as error:
+            raise ValueError(str(error)) from None
 
     @model_validator(mode="after")
     def _official_place(self) -> Self:
@@ -193,6 +215,7 @@ class PointUpdate(SQLModel):
     expected_learners: int | None = None
     active: bool | None = None
     courses: list[str] | None = None
+    relays_for: list[str] | None = None
 
 
 # A connection point as stored: only the hash of its token is kept.

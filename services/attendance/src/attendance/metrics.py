@@ -1,0 +1,67 @@
+"""What the processor reports to Prometheus. Points by state are counted at scrape time from
+the tracks themselves, so the gauges can never drift from the state they describe."""
+
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from attendance.domain import Track
+from contracts.events import PointState
+
+
+class ProcessorMetrics:
+    def __init__(self, registry: CollectorRegistry, tracks: Callable[[], Iterable[Track]]) -> None:
+        self.batch_size = Histogram(
+            "processor_batch_records",
+            "Heartbeat records per processed batch",
+            buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
+            registry=registry,
+        )
+        self.heartbeats = Counter(
+            "processor_heartbeats_total", "Heartbeat records processed", registry=registry
+        )
+        self.lag_seconds = Gauge(
+            "processor_lag_seconds",
+            "Age of the newest heartbeat processed when it was processed (receive to state)",
+            registry=registry,
+        )
+        self.lag_records = Gauge(
+            "processor_lag_records",
+            "Heartbeat records fetched by Kafka but not processed yet",
+            registry=registry,
+        )
+        self.restore_seconds = Histogram(
+            "processor_restore_seconds",
+            "Time to restore assigned partitions from the changelog",
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.restored_tracks = Counter(
+            "processor_restored_tracks_total",
+            "Tracks restored from the changelog",
+            registry=registry,
+        )
+        self.flags = Counter(
+            "quality_flags_total",
+            "Learner counts newly flagged as implausible",
+            ["flag"],
+            registry=registry,
+        )
+        registry.register(_PointsByState(tracks))
+
+
+class _PointsByState(Collector):
+    def __init__(self, tracks: Callable[[], Iterable[Track]]) -> None:
+        self._tracks = tracks
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts = Tally(track.state for track in self._tracks())
+        family = GaugeMetricFamily(
+            "processor_points", "Tracked points (per session) by connection state", labels=["state"]
+        )
+        for state in PointState:
+            family.add_metric([state.value], counts[state])
+        yield family
