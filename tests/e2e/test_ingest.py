@@ -4,7 +4,7 @@ what a relay gateway may forward; refusals counted by reason on `/metrics`."""
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,12 +14,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack.kafka import Broker, default_cache_dir
-from devstack.services import ServiceProcess, free_port, start_service, wait_healthy
+from devstack.kafka import Broker
+from devstack.services import ServiceProcess, start_in, wait_healthy
 from devstack.simulate import DEV_OPERATOR_TOKEN, CoursePlan, SimulatedPoint, send_heartbeat
-from servicekit.provision import ensure_topics
 from tests.e2e.helpers import eventually
-from tests.e2e.test_registry_events import start_registration
 from tests.e2e.test_thin_path import fresh_plan, registered_points, totals
 
 pytestmark = pytest.mark.e2e
@@ -270,32 +268,16 @@ async def test_a_gateway_batch_is_bounded_and_each_point_keeps_its_own_rate(
     assert (await forward(huge)).status_code == 413
 
 
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Broker]:
-    """A broker of this test's own, since the test stops it: the shared one stays up."""
-    with Broker.start(default_cache_dir(), tmp_path / "kafka") as broker:
-        asyncio.run(ensure_topics(broker.bootstrap))
-        yield broker
-
-
-def start_attendance(bootstrap: str, tmp_path: Path) -> ServiceProcess:
-    return start_service(
-        "attendance",
-        port=free_port(),
-        log_dir=tmp_path / "logs",
-        env={
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "ATTENDANCE_PUBLISH_TIMEOUT_SECONDS": "2",
-            "ATTENDANCE_DATABASE_URL": f"sqlite:///{tmp_path / 'attendance.db'}",
-        },
-    )
-
-
 async def test_a_heartbeat_kafka_cannot_take_gets_503_within_the_timeout(
     own_broker: Broker, tmp_path: Path
 ) -> None:
-    registration = start_registration(own_broker.bootstrap, tmp_path)
-    attendance = start_attendance(own_broker.bootstrap, tmp_path)
+    registration = start_in("registration", bootstrap=own_broker.bootstrap, data_dir=tmp_path)
+    attendance = start_in(
+        "attendance",
+        bootstrap=own_broker.bootstrap,
+        data_dir=tmp_path,
+        extra_env={"ATTENDANCE_PUBLISH_TIMEOUT_SECONDS": "2"},
+    )
     try:
         for service in (registration, attendance):
             await asyncio.to_thread(wait_healthy, service)

@@ -20,7 +20,7 @@ from contracts.codec import decode
 from contracts.events import PointState, PointStatus
 from contracts.topics import POINT_STATUS, status_key
 from devstack.kafka import Broker, default_cache_dir
-from devstack.services import ServiceProcess, free_port, start_service, wait_healthy
+from devstack.services import ServiceProcess, start_in, wait_healthy
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course, send_heartbeat
 from servicekit.provision import ensure_topics
 from tests.e2e.helpers import eventually
@@ -51,20 +51,12 @@ class Cluster:
     def __init__(self, broker: Broker, root: Path) -> None:
         self._broker, self._root = broker, root
         self.processors: list[ServiceProcess] = []
-        self.registration = self._start(
-            "registration",
-            {
-                "REGISTRATION_DATABASE_URL": f"sqlite:///{root / 'registry.db'}",
-            },
-        )
+        self.registration = self._start("registration", {})
         self.ingest = self._start("attendance", {"ATTENDANCE_PROCESSOR": "false"})
 
     def _start(self, name: str, env: dict[str, str]) -> ServiceProcess:
-        service = start_service(
-            name,
-            port=free_port(),
-            log_dir=self._root / f"logs-{len(self.processors)}-{name}",
-            env={"KAFKA_BOOTSTRAP_SERVERS": self._broker.bootstrap, **env},
+        service = start_in(
+            name, bootstrap=self._broker.bootstrap, data_dir=self._root, extra_env=env
         )
         wait_healthy(service)
         return service

@@ -4,7 +4,6 @@ and attendance honours token rotation, revocation and deactivation within second
 import asyncio
 import itertools
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,9 +14,8 @@ from contracts.events import PointRegistration
 from contracts.tokens import hash_token
 from contracts.topics import REGISTRY_POINTS
 from devstack.kafka import Broker, default_cache_dir
-from devstack.services import ServiceProcess, free_port, start_service, wait_healthy
+from devstack.services import ServiceProcess, start_in, wait_healthy
 from devstack.simulate import DEV_OPERATOR_TOKEN, SimulatedPoint, send_heartbeat
-from servicekit.provision import ensure_topics
 from tests.e2e.helpers import eventually
 from tests.e2e.kafka_reading import records_of_keys
 from tests.e2e.test_thin_path import fresh_plan, registered_points
@@ -120,26 +118,6 @@ async def test_revocation_rotation_and_deactivation_reach_attendance(
         await eventually(lambda: beat(rotated), lambda status: status == 403)
 
 
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Broker]:
-    """A broker of this test's own, since the test stops it: the shared one stays up."""
-    with Broker.start(default_cache_dir(), tmp_path / "kafka") as broker:
-        asyncio.run(ensure_topics(broker.bootstrap))
-        yield broker
-
-
-def start_registration(bootstrap: str, tmp_path: Path) -> ServiceProcess:
-    return start_service(
-        "registration",
-        port=free_port(),
-        log_dir=tmp_path / "logs",
-        env={
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "REGISTRATION_DATABASE_URL": f"sqlite:///{tmp_path / 'registry.db'}",
-        },
-    )
-
-
 async def serving(service: ServiceProcess) -> None:
     async def docs() -> int:
         try:
@@ -155,11 +133,11 @@ async def test_changes_made_while_kafka_is_down_arrive_once_it_is_back(
     own_broker: Broker, tmp_path: Path
 ) -> None:
     """Kafka goes down; registration even restarts without it; every change still arrives."""
-    first = start_registration(own_broker.bootstrap, tmp_path)
+    first = start_in("registration", bootstrap=own_broker.bootstrap, data_dir=tmp_path)
     await asyncio.to_thread(wait_healthy, first)
     own_broker.stop()
     first.stop()
-    own_registration = start_registration(own_broker.bootstrap, tmp_path)
+    own_registration = start_in("registration", bootstrap=own_broker.bootstrap, data_dir=tmp_path)
     await serving(own_registration)
     course, code = "DOWN", "P-DOWN"
     async with httpx.AsyncClient(base_url=own_registration.url, timeout=30) as registration:

@@ -58,7 +58,7 @@ def free_port() -> int:
 
 def start_service(name: str, *, port: int, env: Mapping[str, str], log_dir: Path) -> ServiceProcess:
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{name}.log"
+    log_path = log_dir / f"{name}-{port}.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [
@@ -111,6 +111,19 @@ def service_env(name: str, *, bootstrap: str, data_dir: Path) -> dict[str, str]:
     return env
 
 
+def start_in(
+    name: str,
+    *,
+    bootstrap: str,
+    data_dir: Path,
+    port: int | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> ServiceProcess:
+    """Start one service on `bootstrap`, keeping its database and log under `data_dir`."""
+    env = service_env(name, bootstrap=bootstrap, data_dir=data_dir) | dict(extra_env or {})
+    return start_service(name, port=port or free_port(), env=env, log_dir=data_dir / "logs")
+
+
 @contextmanager
 def running_services(
     *,
@@ -124,10 +137,9 @@ def running_services(
     started: dict[str, ServiceProcess] = {}
     try:
         for name in SERVICES:
-            env = service_env(name, bootstrap=bootstrap, data_dir=data_dir)
-            env |= (extra_env or {}).get(name, {})
-            started[name] = start_service(
-                name, port=ports[name], env=env, log_dir=data_dir / "logs"
+            extra = (extra_env or {}).get(name, {})
+            started[name] = start_in(
+                name, bootstrap=bootstrap, data_dir=data_dir, port=ports[name], extra_env=extra
             )
         for service in started.values():
             wait_healthy(service)
