@@ -108,6 +108,8 @@ def service_env(name: str, *, bootstrap: str, data_dir: Path) -> dict[str, str]:
         env["REGISTRATION_DATABASE_URL"] = f"sqlite:///{data_dir / 'registration.db'}"
     if name == "attendance":
         env["ATTENDANCE_DATABASE_URL"] = f"sqlite:///{data_dir / 'attendance.db'}"
+    if name == "reporting":
+        env["REPORTING_DATABASE_URL"] = f"sqlite:///{data_dir / 'reporting.db'}"
     return env
 
 

@@ -4,7 +4,7 @@ fields they do not know, so a newer writer may add fields without breaking older
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 Code = Annotated[str, Field(pattern=CODE_PATTERN)]
@@ -113,18 +113,52 @@ class PointStatus(Event):
     reconnects: Count = 0
     # Implausible learner counts, flagged rather than rejected (see attendance.quality).
     flags: tuple[str, ...] = ()
+    # Attendance so far, accrued up to `last_heartbeat_at`: while the point stays present,
+    # a reader extends it to any later moment (state and learners are constant in between).
+    first_connected_at: AwareDatetime | None = None
+    present_seconds: Annotated[float, Field(ge=0)] = 0.0
+    learner_seconds: Annotated[float, Field(ge=0)] = 0.0
+    min_learners: Count | None = None
+    max_learners: Count | None = None
 
 
-class Totals(Event):
-    """Live totals of one session (reporting.totals and the REST API)."""
+class Counts(Event):
+    """Points by state and learners, for a session or one slice of it."""
 
-    event_type: Literal["reporting.totals"] = "reporting.totals"
-    schema_version: Literal[1] = 1
-    session_code: Code
     registered: Count
     connected: Count
     late: Count
     disconnected: Count
     never_connected: Count
     learners_present: Count
-    learners_expected: Count
+    learners_expected: Annotated[int, Field(ge=0)]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def connected_share(self) -> float:
+        """Points connected of registered, 0..1."""
+        return round(self.connected / self.registered, 4) if self.registered else 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def attendance_rate(self) -> float:
+        """Learners present of expected, 0..1 (above 1 when rooms are fuller than planned)."""
+        if not self.learners_expected:
+            return 0.0
+        return round(self.learners_present / self.learners_expected, 4)
+
+
+class Totals(Counts):
+    """Live totals of one session (reporting.totals, the REST API and the SSE stream)."""
+
+    event_type: Literal["reporting.totals"] = "reporting.totals"
+    schema_version: Literal[1] = 1
+    session_code: Code
+    as_of: AwareDatetime
+    peak_connected: Count = 0
+    peak_connected_at: AwareDatetime | None = None
+    peak_learners: Annotated[int, Field(ge=0)] = 0
+    peak_learners_at: AwareDatetime | None = None
+    by_province: dict[str, Counts] = Field(default_factory=dict)
+    by_channel: dict[str, Counts] = Field(default_factory=dict)
+    by_level: dict[str, Counts] = Field(default_factory=dict)

@@ -79,9 +79,16 @@ def status(session_code: str, point_code: str, track: Track) -> PointStatus:
         state=track.state,
         learners=track.learners,
         since=datetime.fromtimestamp(track.since, UTC),
-        last_heartbeat_at=(
-            None if track.last_seen is None else datetime.fromtimestamp(track.last_seen, UTC)
-        ),
+        last_heartbeat_at=_moment(track.last_seen),
         reconnects=track.reconnects,
         flags=tuple(sorted(track.flags)),
+        first_connected_at=_moment(track.first_seen),
+        present_seconds=track.present_seconds,
+        learner_seconds=track.learner_seconds,
+        min_learners=track.min_learners,
+        max_learners=track.max_learners,
     )
+
+
+def _moment(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)

@@ -1,22 +1,247 @@
-"""REST views of the live totals."""
+"""REST and server-sent-events views of the live totals, timelines, incidents and reports."""
 
-from collections.abc import Mapping
+import asyncio
+import hmac
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from fastapi.templating import Jinja2Templates
+from pydantic import AwareDatetime, BaseModel
+from sqlalchemy import Engine
+from sse_starlette.sse import EventSourceResponse
 
-from contracts.events import PointStatus, Totals
-from contracts.registry import RegistryTable
-from reporting.totals import StatusKey, session_totals
+from contracts.events import Counts, PointState, SessionSchedule, Totals
+from reporting.incidents import IncidentDetector
+from reporting.live import LiveTotals, SessionView, totals_of
+from reporting.reports import as_csv, by_province, point_line
+from reporting.timeline import TimelineSample, samples_of
+
+SILENT = (PointState.DISCONNECTED, PointState.LATE)
+STREAM_EVERY_SECONDS = 1.0  # SSE messages are coalesced to at most one a second
 
 
-def totals_router(registry: RegistryTable, statuses: Mapping[StatusKey, PointStatus]) -> APIRouter:
-    router = APIRouter(tags=["totals"])
+class Breakdown(StrEnum):
+    province = "province"
+    channel = "channel"
+    level = "level"
 
-    @router.get("/v1/sessions/{session_code}/totals", summary="Live totals of one session")
-    def get_totals(session_code: str) -> Totals:
-        session = registry.sessions.get(session_code)
-        if session is None:
+
+class ReportFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+    html = "html"
+
+
+class PointView(BaseModel):
+    """A point as the desk sees it: where it is, whom to call, and how it stands."""
+
+    code: str
+    name: str
+    province_code: str | None
+    channel: str
+    level: str
+    host: str
+    phone: str
+    state: PointState
+    since: AwareDatetime | None
+    learners: int
+    expected_learners: int
+    last_heartbeat_at: AwareDatetime | None
+    reconnects: int
+    flags: tuple[str, ...]
+
+
+class PointPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[PointView]
+
+
+class IncidentView(BaseModel):
+    kind: str
+    group: str
+    opened_at: AwareDatetime
+    points: int
+
+
+class SessionReport(BaseModel):
+    session: SessionSchedule
+    as_of: AwareDatetime
+    points: list[dict[str, Any]]
+    provinces: list[dict[str, Any]]
+    never_joined: list[str]
+
+
+def reporting_router(
+    live: LiveTotals, detector: IncidentDetector, engine: Engine, viewer_token: str | None
+) -> APIRouter:
+    def viewer(request: Request) -> None:
+        """Open inside the operations network unless a viewer token is set."""
+        if viewer_token is None:
+            return
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        # EventSource cannot send headers: the stream also takes the token as a query parameter.
+        presented = presented or request.query_params.get("access_token", "")
+        if not hmac.compare_digest(presented.encode(), viewer_token.encode()):
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "viewer token required")
+
+    router = APIRouter(prefix="/v1", tags=["reporting"], dependencies=[Depends(viewer)])
+    templates = Jinja2Templates(directory=str(_here() / "templates"))
+
+    def view_of(session_code: str) -> tuple[SessionSchedule, SessionView]:
+        session = live.registry.sessions.get(session_code)
+        view = live.view(session_code)
+        if session is None or view is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown session")
-        return session_totals(session, registry, statuses)
+        return session, view
+
+    @router.get("/sessions", summary="Sessions known to reporting, newest first")
+    def list_sessions() -> list[SessionSchedule]:
+        return sorted(live.registry.sessions.values(), key=lambda s: s.starts_at, reverse=True)
+
+    @router.get("/sessions/{session_code}/totals", summary="Live totals of one session")
+    def get_totals(session_code: str) -> Totals:
+        _, view = view_of(session_code)
+        return totals_of(session_code, view, datetime.now(UTC))
+
+    @router.get(
+        "/sessions/{session_code}/breakdown/{kind}", summary="Totals by province, channel or level"
+    )
+    def get_breakdown(session_code: str, kind: Breakdown) -> dict[str, Counts]:
+        _, view = view_of(session_code)
+        groups = {"province": view.provinces, "channel": view.channels, "level": view.levels}[kind]
+        return {
+            label: tally.counts() for label, tally in sorted(groups.items()) if tally.registered
+        }
+
+    @router.get(
+        "/sessions/{session_code}/points",
+        summary="Points by state; late and disconnected ones first, longest silent first",
+    )
+    def list_points(
+        session_code: str,
+        state: PointState | None = None,
+        province: str | None = None,
+        channel: str | None = None,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> PointPage:
+        view_of(session_code)
+        items = [
+            _point_view(point, status)
+            for point, status in live.enrolled(session_code)
+            if (province is None or point.province_code == province.zfill(2))
+            and (channel is None or point.channel.value == channel)
+        ]
+        if state is not None:
+            items = [item for item in items if item.state is state]
+        items.sort(key=_silent_longest_first)
+        return PointPage(
+            total=len(items), offset=offset, limit=limit, items=items[offset : offset + limit]
+        )
+
+    @router.get("/sessions/{session_code}/timeline", summary="Samples every 10 s of the session")
+    async def get_timeline(session_code: str) -> list[TimelineSample]:
+        view_of(session_code)
+        return await run_in_threadpool(samples_of, engine, session_code)
+
+    @router.get("/sessions/{session_code}/incidents", summary="Open incidents of the session")
+    def get_incidents(session_code: str) -> list[IncidentView]:
+        view_of(session_code)
+        return [
+            IncidentView(kind=i.kind, group=i.group, opened_at=i.opened_at, points=len(i.points))
+            for key, i in sorted(detector.open.items())
+            if key[0] == session_code
+        ]
+
+    @router.get(
+        "/sessions/{session_code}/stream",
+        summary="Server-sent events: the session's totals whenever they change, at most 1/s",
+        response_class=EventSourceResponse,
+    )
+    async def stream(session_code: str, request: Request) -> EventSourceResponse:
+        view_of(session_code)
+
+        async def changes() -> AsyncIterator[dict[str, str]]:
+            sent = -1
+            while not await request.is_disconnected():
+                view = live.view(session_code)
+                if view is None:
+                    return
+                if view.version != sent:
+                    sent = view.version
+                    totals = totals_of(session_code, view, datetime.now(UTC))
+                    yield {"event": "totals", "data": totals.model_dump_json()}
+                await asyncio.sleep(STREAM_EVERY_SECONDS)
+
+        return EventSourceResponse(changes(), ping=15)
+
+    @router.get("/sessions/{session_code}/report", summary="Attendance report (JSON, CSV or HTML)")
+    def get_report(
+        session_code: str, request: Request, format: ReportFormat = ReportFormat.json
+    ) -> Response:
+        session, _ = view_of(session_code)
+        now = datetime.now(UTC)
+        lines = [point_line(p, s, session, now) for p, s in live.enrolled(session_code)]
+        lines.sort(key=lambda line: (line.province_code, line.code))
+        provinces = by_province(lines)
+        if format is ReportFormat.csv:
+            filename = f"attendance-{session_code}.csv"
+            return Response(
+                as_csv(lines),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            )
+        if format is ReportFormat.html:
+            return templates.TemplateResponse(
+                request,
+                "report.html",
+                {"session": session, "lines": lines, "provinces": provinces, "as_of": now},
+            )
+        report = SessionReport(
+            session=session,
+            as_of=now,
+            points=[line.__dict__ for line in lines],
+            provinces=[province.__dict__ for province in provinces],
+            never_joined=[line.code for line in lines if not line.joined],
+        )
+        return Response(report.model_dump_json(), media_type="application/json")
 
     return router
+
+
+def _point_view(point: Any, status: Any) -> PointView:
+    return PointView(
+        code=point.code,
+        name=point.name,
+        province_code=point.province_code,
+        channel=point.channel.value,
+        level=point.level.value,
+        host=point.host,
+        phone=point.phone,
+        state=status.state if status else PointState.NEVER_CONNECTED,
+        since=status.since if status else None,
+        learners=status.learners if status else 0,
+        expected_learners=point.expected_learners,
+        last_heartbeat_at=status.last_heartbeat_at if status else None,
+        reconnects=status.reconnects if status else 0,
+        flags=status.flags if status else (),
+    )
+
+
+def _silent_longest_first(item: PointView) -> tuple[int, float, str]:
+    rank = 0 if item.state is PointState.DISCONNECTED else 1 if item.state is PointState.LATE else 2
+    since = item.since.timestamp() if item.since else float("inf")
+    return rank, since if rank < 2 else 0.0, item.code
+
+
+def _here() -> Any:
+    from pathlib import Path
+
+    return Path(__file__).parent

@@ -7,3 +7,9 @@ from servicekit.settings import ServiceSettings
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REPORTING_", frozen=True, extra="ignore")
+
+    database_url: str = "sqlite:///reporting.db"
+    # Set it to require `Authorization: Bearer <token>` (or `?access_token=`) on read-only views.
+    viewer_token: str | None = None
+    snapshot_seconds: float = 1.0
+    timeline_seconds: float = 10.0

@@ -1,0 +1,57 @@
+"""Live totals as Prometheus gauges, read from the tallies at scrape time. Labels are bounded:
+session, province (34), channel, state; never a point."""
+
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from contracts.events import PointState
+from reporting.incidents import IncidentDetector
+from reporting.live import LiveTotals
+
+
+class TotalsCollector(Collector):
+    def __init__(self, live: LiveTotals, detector: IncidentDetector) -> None:
+        self._live = live
+        self._detector = detector
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        points = _gauge("session_points", "Points of a session by state", "session", "state")
+        registered = _gauge("session_points_registered", "Points registered", "session")
+        present = _gauge("session_learners_present", "Learners present", "session")
+        expected = _gauge("session_learners_expected", "Learners expected", "session")
+        provinces = _gauge("province_points", "Points by province", "session", "province", "state")
+        province_registered = _gauge(
+            "province_points_registered", "Points registered by province", "session", "province"
+        )
+        channels = _gauge("channel_points", "Points by channel", "session", "channel", "state")
+        for code, view in list(self._live.sessions.items()):
+            registered.add_metric([code], view.overall.registered)
+            present.add_metric([code], view.overall.learners_present)
+            expected.add_metric([code], view.overall.learners_expected)
+            for state in PointState:
+                points.add_metric([code, state.value], view.overall.states[state])
+            for province, tally in view.provinces.items():
+                province_registered.add_metric([code, province], tally.registered)
+                for state in PointState:
+                    provinces.add_metric([code, province, state.value], tally.states[state])
+            for channel, tally in view.channels.items():
+                for state in PointState:
+                    channels.add_metric([code, channel, state.value], tally.states[state])
+        yield from (points, registered, present, expected, provinces, province_registered, channels)
+        yield from self._incidents()
+
+    def _incidents(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        incidents = _gauge("reporting_open_incidents", "Open incidents", "session", "kind")
+        for (session, kind), count in Counter((s, k) for s, k, _ in self._detector.open).items():
+            incidents.add_metric([session, kind], count)
+        opened = CounterMetricFamily("reporting_incidents", "Incidents opened", labels=["kind"])
+        for kind, count in self._detector.opened_total.items():
+            opened.add_metric([kind], count)
+        yield from (incidents, opened)
+
+
+def _gauge(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=list(labels))

@@ -1,0 +1,109 @@
+"""Attendance reports of a session: per point and per province, from the latest statuses.
+
+A status carries attendance accrued up to its last heartbeat; while the point stays present,
+state and learner count are constant until the next status, so the report extends it exactly
+to the moment asked for (or the session's end). Pure.
+"""
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+
+from contracts.events import PointRegistration, PointState, PointStatus, SessionSchedule
+
+PRESENT = (PointState.CONNECTED, PointState.LATE)
+# Spreadsheet programs run a cell starting with one of these as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class PointLine:
+    code: str
+    name: str
+    province_code: str
+    channel: str
+    host: str
+    phone: str
+    state: str
+    joined: bool
+    first_connected_at: datetime | None
+    minutes_connected: float
+    share_of_session: float
+    reconnects: int
+    min_learners: int | None
+    max_learners: int | None
+    avg_learners: float
+    expected_learners: int
+
+
+@dataclass(frozen=True)
+class ProvinceLine:
+    province_code: str
+    registered: int
+    joined: int
+    learners: float
+    learners_expected: int
+
+
+def point_line(
+    point: PointRegistration, status: PointStatus | None, session: SessionSchedule, now: datetime
+) -> PointLine:
+    end = min(now, session.ends_at)
+    present, learner_seconds = 0.0, 0.0
+    if status is not None:
+        present, learner_seconds = status.present_seconds, status.learner_seconds
+        if status.state in PRESENT and status.last_heartbeat_at is not None:
+            extra = max(0.0, (end - status.last_heartbeat_at).total_seconds())
+            present += extra
+            learner_seconds += extra * status.learners
+    length = max(1.0, (session.ends_at - session.starts_at).total_seconds())
+    return PointLine(
+        code=point.code,
+        name=point.name,
+        province_code=point.province_code or "",
+        channel=point.channel.value,
+        host=point.host,
+        phone=point.phone,
+        state=(status.state if status else PointState.NEVER_CONNECTED).value,
+        joined=status is not None and status.first_connected_at is not None,
+        first_connected_at=status.first_connected_at if status else None,
+        minutes_connected=round(present / 60, 1),
+        share_of_session=round(min(1.0, present / length), 4),
+        reconnects=status.reconnects if status else 0,
+        min_learners=status.min_learners if status else None,
+        max_learners=status.max_learners if status else None,
+        avg_learners=round(learner_seconds / present, 1) if present else 0.0,
+        expected_learners=point.expected_learners,
+    )
+
+
+def by_province(lines: list[PointLine]) -> list[ProvinceLine]:
+    provinces: dict[str, list[PointLine]] = {}
+    for line in lines:
+        provinces.setdefault(line.province_code or "--", []).append(line)
+    return [
+        ProvinceLine(
+            province_code=code,
+            registered=len(members),
+            joined=sum(m.joined for m in members),
+            learners=round(sum(m.avg_learners for m in members if m.joined), 1),
+            learners_expected=sum(m.expected_learners for m in members),
+        )
+        for code, members in sorted(provinces.items())
+    ]
+
+
+def as_csv(lines: list[PointLine]) -> str:
+    out = io.StringIO()
+    fields = list(PointLine.__dataclass_fields__)
+    writer = csv.writer(out)
+    writer.writerow(fields)
+    for line in lines:
+        writer.writerow([_cell(getattr(line, name)) for name in fields])
+    return "\ufeff" + out.getvalue()  # the BOM makes Excel read the file as UTF-8
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text

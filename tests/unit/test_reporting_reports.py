@@ -1,0 +1,65 @@
+"""Reports extend a present point's attendance to the moment asked for, and export safely."""
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+from contracts.events import (
+    Channel,
+    Level,
+    PointRegistration,
+    PointState,
+    PointStatus,
+    SessionSchedule,
+)
+from reporting.reports import as_csv, by_province, point_line
+
+START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+SESSION = SessionSchedule(
+    code="S1", course_code="C1", starts_at=START, ends_at=START + timedelta(hours=1)
+)
+POINT = PointRegistration(
+    code="P1",
+    name="=cmd|' /C calc'!A0",
+    level=Level.WARD,
+    channel=Channel.TEAMS,
+    province_code="01",
+    unit_code="00004",
+    expected_learners=30,
+    courses=("C1",),
+)
+
+
+def test_a_present_point_accrues_until_the_end_of_the_session() -> None:
+    status = PointStatus(
+        session_code="S1",
+        point_code="P1",
+        state=PointState.CONNECTED,
+        learners=20,
+        since=START,
+        last_heartbeat_at=START + timedelta(minutes=10),
+        first_connected_at=START,
+        present_seconds=600,
+        learner_seconds=600 * 10,
+        min_learners=10,
+        max_learners=20,
+        reconnects=1,
+    )
+    line = point_line(POINT, status, SESSION, now=START + timedelta(hours=2))
+    # 10 min reported + 50 more until the end at 20 learners
+    assert (line.minutes_connected, line.share_of_session) == (60.0, 1.0)
+    assert line.avg_learners == round((6000 + 3000 * 20) / 3600, 1)
+    assert (line.joined, line.reconnects, line.min_learners, line.max_learners) == (True, 1, 10, 20)
+
+
+def test_never_joined_points_and_provinces() -> None:
+    line = point_line(POINT, None, SESSION, now=START + timedelta(minutes=30))
+    assert (line.joined, line.minutes_connected, line.state) == (False, 0.0, "never_connected")
+    (province,) = by_province([line])
+    assert (province.province_code, province.joined, province.registered) == ("01", 0, 1)
+
+
+def test_csv_cells_cannot_run_as_formulas() -> None:
+    line = point_line(POINT, None, SESSION, now=START)
+    rows = list(csv.reader(io.StringIO(as_csv([line]).lstrip("\ufeff"))))
+    assert rows[1][1] == "'=cmd|' /C calc'!A0"
