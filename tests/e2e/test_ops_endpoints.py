@@ -1,5 +1,9 @@
 """Every service answers the operations routes: health, metrics, OpenAPI and AsyncAPI."""
 
+import os
+import shutil
+import subprocess
+
 import httpx
 import pytest
 
@@ -40,3 +44,17 @@ async def test_oversized_bodies_are_refused(
             path, content=b"{" + b" " * 200_000 + b"}", headers={"Content-Type": "application/json"}
         )
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_metrics_pass_promtool(stack: dict[str, ServiceProcess], name: str) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool missing: bin/_prepare.sh installs Debian's prometheus package")
+        pytest.skip("promtool not installed")
+    exposition = httpx.get(f"{stack[name].url}/metrics").content
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
