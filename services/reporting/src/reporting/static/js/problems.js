@@ -1,0 +1,77 @@
+// The points late or disconnected, disconnected first, each longest first: whom to call, and
+// for how long (counted every second on the page from the point's `since`).
+
+import { channelLabel } from "./channels.js";
+import { byId, el } from "./dom.js";
+import { clock, duration, number } from "./format.js";
+import { t } from "./i18n.js";
+import { shortName } from "./provinces.js";
+
+function stateKey(state) {
+  return state === "late" ? "late" : "disconnected";
+}
+
+function metaLine(point, provinceNames) {
+  const province = provinceNames[point.province_code];
+  const parts = [
+    province ? shortName(province) : point.province_code,
+    point.channel === "video_bridge" ? null : channelLabel(point.channel),
+    point.host,
+  ].filter(Boolean);
+  const meta = el("div", { className: "problem__meta" }, [
+    el("span", { className: "problem__where", text: parts.join(" · ") }),
+  ]);
+  if (point.phone) {
+    const href = `tel:${point.phone.replace(/[^\d+]/g, "")}`;
+    meta.append(el("a", { className: "problem__phone", text: point.phone, attrs: { href } }));
+  }
+  meta.append(el("span", { className: "problem__code", text: point.code }));
+  return meta;
+}
+
+function problemItem(point, provinceNames) {
+  const since = point.since ? Date.parse(point.since) : null;
+  const timer = el("span", { className: "problem__duration", dataset: { since: since ?? "" } });
+  if (point.last_heartbeat_at) {
+    timer.title = t("lastHeartbeat", { time: clock(point.last_heartbeat_at) });
+  }
+  const name = el("span", { className: "problem__name", text: point.name || point.code });
+  name.title = point.reconnects
+    ? `${point.name} — ${t("reconnects", { count: number(point.reconnects) })}`
+    : point.name;
+  const head = el("div", { className: "problem__head" }, [
+    el("span", { className: `pill pill--${point.state}`, text: t(stateKey(point.state)) }),
+    name,
+  ]);
+  return el("li", { className: "problem", dataset: { code: point.code, state: point.state } }, [
+    head,
+    metaLine(point, provinceNames),
+    timer,
+  ]);
+}
+
+/** Show the points; `total` counts every late or disconnected point (of the filter). */
+export function renderProblems(points, total, provinceNames, now) {
+  byId("problem-list").replaceChildren(...points.map((p) => problemItem(p, provinceNames)));
+  byId("problems-count").textContent = number(total);
+  byId("problems-empty").hidden = total > 0;
+  const more = byId("problems-more");
+  more.hidden = total <= points.length;
+  more.textContent = t("moreProblems", { count: number(total - points.length) });
+  tickProblems(now);
+}
+
+/** Count the time each listed point has been late or disconnected. */
+export function tickProblems(now) {
+  for (const timer of byId("problem-list").querySelectorAll(".problem__duration")) {
+    const since = Number(timer.dataset.since);
+    timer.textContent = since ? duration(now - since) : "—";
+  }
+}
+
+export function clearProblems() {
+  byId("problem-list").replaceChildren();
+  byId("problems-count").textContent = "0";
+  byId("problems-more").hidden = true;
+  byId("problems-empty").hidden = true;
+}
