@@ -37,6 +37,8 @@ def up(plan: CoursePlan, *, data_dir: Path | None = None) -> None:
         ) as services:
             for service in services.values():
                 console.print(f"  {service.name:<13} {service.url}/docs   log: {service.log_path}")
+            dashboard = f"{services['reporting'].url}/?session={plan.session_code}"
+            console.print(f"[bold green]Dashboard:[/] {dashboard}")
             try:
                 asyncio.run(simulate(services, plan))
             except KeyboardInterrupt:
