@@ -136,7 +136,8 @@ def ingest_router(
         counted.refused(refusal.reason)
         return HTTPException(refusal.status, refusal.detail, headers=headers)
 
-    def authenticated(
+    # `async` only so FastAPI runs it inline: a hash and a lookup are not worth a thread hop.
+    async def authenticated(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> PointRegistration:
         if credentials is None:
@@ -147,7 +148,7 @@ def ingest_router(
             raise refuse(Refusal(401, Reason.UNAUTHENTICATED, "unknown or revoked token"))
         return point
 
-    def authenticated_gateway(
+    async def authenticated_gateway(
         point: Annotated[PointRegistration, Depends(authenticated)],
     ) -> PointRegistration:
         if not point.relays_for or not point.active:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine
@@ -20,7 +21,6 @@ from attendance.domain import Track
 from attendance.tracker import TrackKey
 
 log = logging.getLogger(__name__)
-CHUNK = 500
 
 
 # What a point's attendance of a session adds up to.
@@ -67,19 +67,20 @@ def make_engine(url: str) -> Engine:
 
 
 def upsert(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    table = AttendanceRecord.__table__  # type: ignore[attr-defined]
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    # One statement, compiled once and run with many parameter sets: a multi-row VALUES
+    # statement would be compiled again for every chunk.
     with engine.begin() as connection:
-        for start in range(0, len(rows), CHUNK):
-            statement = dialect.insert(table).values(rows[start : start + CHUNK])
-            updated = {
-                c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key
-            }
-            connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["session_code", "point_code"], set_=updated
-                )
-            )
+        connection.execute(_upsert_statement(engine.dialect.name), rows)
+
+
+@cache
+def _upsert_statement(dialect_name: str) -> Any:
+    table = AttendanceRecord.__table__  # type: ignore[attr-defined]
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    latest = {c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key}
+    keys = ["session_code", "point_code"]
+    return statement.on_conflict_do_update(index_elements=keys, set_=latest)
 
 
 class RecordWriter:

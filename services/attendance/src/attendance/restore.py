@@ -1,5 +1,6 @@
 """Reading back the changelog partitions an instance has just been given."""
 
+import gc
 import time
 from collections.abc import Iterable
 
@@ -30,6 +31,10 @@ async def read_changelog(bootstrap: str, partitions: Iterable[int]) -> tuple[Res
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     await consumer.start()
+    # Restoring allocates only objects that live on: the collector's passes over the growing
+    # table would cost a third of the restore and free nothing.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         consumer.assign(wanted)
         await consumer.seek_to_beginning(*wanted)
@@ -43,6 +48,8 @@ async def read_changelog(bootstrap: str, partitions: Iterable[int]) -> tuple[Res
                     _apply(tracks, record.key, record.value)
             remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
     finally:
+        if collecting:
+            gc.enable()
         await consumer.stop()
     return found, time.perf_counter() - began
 
