@@ -180,7 +180,8 @@ async def test_the_stream_and_the_snapshots_follow_changes(
         await beat_all(clients["attendance"], [second], plan.session_code)
         while seen["learners_present"] != 22:
             seen = await next_totals()
-    assert seen["connected"] == 2
+    # present: connected, or late by now (the plan's liveness is seconds long)
+    assert seen["connected"] + seen["late"] == 2
 
     async def snapshot() -> Totals | None:
         records = await records_of_keys(
@@ -190,7 +191,7 @@ async def test_the_stream_and_the_snapshots_follow_changes(
         return decode(Totals, values[-1]) if values else None
 
     latest = await eventually(snapshot, lambda t: t is not None and t.learners_present == 22)
-    assert latest is not None and latest.connected == 2
+    assert latest is not None and latest.connected + latest.late == 2
 
 
 async def _events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:

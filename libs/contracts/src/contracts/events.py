@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 Code = Annotated[str, Field(pattern=CODE_PATTERN)]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
+Total = Annotated[int, Field(ge=0)]
 Seconds = Annotated[float, Field(gt=0, le=24 * 3600)]
 
 
@@ -125,13 +126,14 @@ class PointStatus(Event):
 class Counts(Event):
     """Points by state and learners, for a session or one slice of it."""
 
-    registered: Count
-    connected: Count
-    late: Count
-    disconnected: Count
-    never_connected: Count
-    learners_present: Count
-    learners_expected: Annotated[int, Field(ge=0)]
+    # Sums over up to 100,000 points and 3,000,000 learners: no per-point cap here.
+    registered: Total
+    connected: Total
+    late: Total
+    disconnected: Total
+    never_connected: Total
+    learners_present: Total
+    learners_expected: Total
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -155,9 +157,9 @@ class Totals(Counts):
     schema_version: Literal[1] = 1
     session_code: Code
     as_of: AwareDatetime
-    peak_connected: Count = 0
+    peak_connected: Total = 0
     peak_connected_at: AwareDatetime | None = None
-    peak_learners: Annotated[int, Field(ge=0)] = 0
+    peak_learners: Total = 0
     peak_learners_at: AwareDatetime | None = None
     by_province: dict[str, Counts] = Field(default_factory=dict)
     by_channel: dict[str, Counts] = Field(default_factory=dict)

@@ -26,7 +26,7 @@ from contracts.topics import (
     STATE_CHANGELOG,
 )
 from servicekit.http import service_app
-from servicekit.kafka import DeadLetters, make_broker, records_of, subscribe_whole
+from servicekit.kafka import DeadLetters, make_broker, records_of, subscribe_whole, undecoded
 from servicekit.registry_feed import apply_registry_records
 
 settings = Settings()
@@ -81,6 +81,7 @@ if settings.processor:
         max_records=settings.max_batch,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         listener=RebalanceListener(processor),
+        decoder=undecoded,
         title="on_heartbeats",
     )
     processor.consumer = lambda: heartbeats.consumer

@@ -2,6 +2,7 @@
 
 import asyncio
 import hmac
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -23,6 +24,7 @@ from reporting.timeline import TimelineSample, samples_of
 
 SILENT = (PointState.DISCONNECTED, PointState.LATE)
 STREAM_EVERY_SECONDS = 1.0  # SSE messages are coalesced to at most one a second
+STREAM_POLL_SECONDS = 0.05
 
 
 class Breakdown(StrEnum):
@@ -169,16 +171,17 @@ def reporting_router(
         view_of(session_code)
 
         async def changes() -> AsyncIterator[dict[str, str]]:
-            sent = -1
+            sent, sent_at = -1, 0.0
             while not await request.is_disconnected():
                 view = live.view(session_code)
                 if view is None:
                     return
-                if view.version != sent:
-                    sent = view.version
+                # A change after a quiet second goes out at once; a burst waits out the second.
+                if view.version != sent and time.monotonic() - sent_at >= STREAM_EVERY_SECONDS:
+                    sent, sent_at = view.version, time.monotonic()
                     totals = totals_of(session_code, view, datetime.now(UTC))
                     yield {"event": "totals", "data": totals.model_dump_json()}
-                await asyncio.sleep(STREAM_EVERY_SECONDS)
+                await asyncio.sleep(STREAM_POLL_SECONDS)
 
         return EventSourceResponse(changes(), ping=15)
 

@@ -115,8 +115,8 @@ async def publish_snapshots(every: float) -> None:
         for code, view in list(live.sessions.items()):
             if published.get(code) == view.version:
                 continue
-            totals = totals_of(code, view, datetime.now(UTC))
             try:
+                totals = totals_of(code, view, datetime.now(UTC))
                 await to_totals.publish(encode(totals), key=session_key(code))
                 published[code] = view.version
             except Exception as error:

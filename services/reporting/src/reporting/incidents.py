@@ -40,6 +40,7 @@ class IncidentDetector:
         self.rules = rules
         self._down: dict[tuple[str, str], tuple[datetime, list[GroupKey]]] = {}
         self._confirmed: dict[GroupKey, deque[_Drop]] = {}
+        self._confirmed_points: set[tuple[str, str]] = set()
         self.open: dict[GroupKey, Incident] = {}
         self.opened_total: dict[str, int] = {"province": 0, "channel": 0}
 
@@ -50,6 +51,10 @@ class IncidentDetector:
     def back(self, session: str, point: str) -> None:
         """The point is connected again (or gone from the registry)."""
         self._down.pop((session, point), None)
+        # Called for every status of a present point: only a confirmed drop needs the search.
+        if (session, point) not in self._confirmed_points:
+            return
+        self._confirmed_points.discard((session, point))
         for key, drops in self._confirmed.items():
             if key[0] == session:
                 remaining = [d for d in drops if d.point != point]
@@ -65,6 +70,7 @@ class IncidentDetector:
         for (session, point), (at, groups) in list(self._down.items()):
             if now - at >= self.rules.grace:
                 del self._down[(session, point)]
+                self._confirmed_points.add((session, point))
                 for key in groups:
                     self._confirmed.setdefault(key, deque()).append(_Drop(point, at))
         opened, closed = [], []

@@ -95,7 +95,10 @@ class SessionView:
             (self.channels, c.channel),
             (self.levels, c.level),
         ):
-            breakdown.setdefault(label, Tally()).apply(c, sign)
+            tally = breakdown.get(label)
+            if tally is None:
+                tally = breakdown[label] = Tally()
+            tally.apply(c, sign)
         self.version += 1
 
 
