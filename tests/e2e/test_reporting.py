@@ -153,6 +153,8 @@ async def test_totals_equal_the_raw_records_through_drops_reconnects_and_a_rebui
         f"/v1/sessions/{plan.session_code}/report", params={"format": "csv"}
     )
     assert csv_report.status_code == 200 and absent.code in csv_report.text
+    course = (await clients["reporting"].get(f"/v1/courses/{plan.course_code}/report")).json()
+    assert course["never_joined"] == [absent.code] and course["sessions"] == [plan.session_code]
     html = await clients["reporting"].get(
         f"/v1/sessions/{plan.session_code}/report", params={"format": "html"}
     )

@@ -12,7 +12,7 @@ from contracts.events import (
     PointStatus,
     SessionSchedule,
 )
-from reporting.reports import as_csv, by_province, point_line
+from reporting.reports import as_csv, by_province, course_lines, point_line
 
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 SESSION = SessionSchedule(
@@ -63,3 +63,40 @@ def test_csv_cells_cannot_run_as_formulas() -> None:
     line = point_line(POINT, None, SESSION, now=START)
     rows = list(csv.reader(io.StringIO(as_csv([line]).lstrip("\ufeff"))))
     assert rows[1][1] == "'=cmd|' /C calc'!A0"
+
+
+def test_a_course_adds_up_its_sessions() -> None:
+    afternoon = SessionSchedule(
+        code="S2",
+        course_code="C1",
+        starts_at=START + timedelta(hours=4),
+        ends_at=START + timedelta(hours=5),
+    )
+    morning_status = PointStatus(
+        session_code="S1",
+        point_code="P1",
+        state=PointState.DISCONNECTED,
+        learners=0,
+        since=START,
+        last_heartbeat_at=START + timedelta(minutes=30),
+        first_connected_at=START,
+        present_seconds=1800,
+        learner_seconds=1800 * 20,
+        min_learners=18,
+        max_learners=22,
+        reconnects=2,
+    )
+    lines = course_lines(
+        [
+            (SESSION, [point_line(POINT, morning_status, SESSION, now=START + timedelta(hours=6))]),
+            (afternoon, [point_line(POINT, None, afternoon, now=START + timedelta(hours=6))]),
+        ]
+    )
+    (line,) = lines
+    assert (line.minutes_connected, line.share_of_session, line.reconnects) == (30.0, 0.25, 2)
+    assert (line.avg_learners, line.min_learners, line.max_learners, line.joined) == (
+        20.0,
+        18,
+        22,
+        True,
+    )

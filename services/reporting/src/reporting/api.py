@@ -2,6 +2,7 @@
 
 import asyncio
 import hmac
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from sse_starlette.sse import EventSourceResponse
 from contracts.events import Counts, PointState, SessionSchedule, Totals
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, SessionView, totals_of
-from reporting.reports import as_csv, by_province, point_line
+from reporting.reports import as_csv, by_province, course_lines, point_line
 from reporting.timeline import TimelineSample, samples_of
 
 SILENT = (PointState.DISCONNECTED, PointState.LATE)
@@ -215,6 +216,39 @@ def reporting_router(
             never_joined=[line.code for line in lines if not line.joined],
         )
         return Response(report.model_dump_json(), media_type="application/json")
+
+    @router.get(
+        "/courses/{course_code}/report",
+        summary="Attendance over all sessions of a course (JSON or CSV)",
+    )
+    def get_course_report(course_code: str, format: ReportFormat = ReportFormat.json) -> Response:
+        sessions = sorted(
+            (s for s in live.registry.sessions.values() if s.course_code == course_code),
+            key=lambda s: s.starts_at,
+        )
+        if not sessions:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown course or no sessions")
+        now = datetime.now(UTC)
+        per_session = [
+            (s, [point_line(p, st, s, now) for p, st in live.enrolled(s.code)]) for s in sessions
+        ]
+        lines = course_lines(per_session)
+        if format is ReportFormat.csv:
+            filename = f"attendance-{course_code}.csv"
+            return Response(
+                as_csv(lines),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            )
+        report = {
+            "course_code": course_code,
+            "as_of": now.isoformat(),
+            "sessions": [s.code for s in sessions],
+            "points": [line.__dict__ for line in lines],
+            "provinces": [province.__dict__ for province in by_province(lines)],
+            "never_joined": [line.code for line in lines if not line.joined],
+        }
+        return Response(json.dumps(report, default=str), media_type="application/json")
 
     return router
 

@@ -107,3 +107,43 @@ def as_csv(lines: list[PointLine]) -> str:
 def _cell(value: object) -> str:
     text = "" if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
     return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def course_lines(per_session: list[tuple[SessionSchedule, list[PointLine]]]) -> list[PointLine]:
+    """Each point over all the sessions of a course: minutes and learner-minutes add up, the
+    share is of the course's total broadcast time, min and max over every session."""
+    total_minutes = (
+        sum((s.ends_at - s.starts_at).total_seconds() / 60 for s, _ in per_session) or 1.0
+    )
+    merged: dict[str, list[PointLine]] = {}
+    for _, lines in per_session:
+        for line in lines:
+            merged.setdefault(line.code, []).append(line)
+    return [_merge(lines, total_minutes) for _, lines in sorted(merged.items())]
+
+
+def _merge(lines: list[PointLine], total_minutes: float) -> PointLine:
+    last = lines[-1]
+    minutes = sum(line.minutes_connected for line in lines)
+    learner_minutes = sum(line.minutes_connected * line.avg_learners for line in lines)
+    lows = [line.min_learners for line in lines if line.min_learners is not None]
+    highs = [line.max_learners for line in lines if line.max_learners is not None]
+    firsts = [line.first_connected_at for line in lines if line.first_connected_at is not None]
+    return PointLine(
+        code=last.code,
+        name=last.name,
+        province_code=last.province_code,
+        channel=last.channel,
+        host=last.host,
+        phone=last.phone,
+        state=last.state,
+        joined=any(line.joined for line in lines),
+        first_connected_at=min(firsts) if firsts else None,
+        minutes_connected=round(minutes, 1),
+        share_of_session=round(min(1.0, minutes / total_minutes), 4),
+        reconnects=sum(line.reconnects for line in lines),
+        min_learners=min(lows) if lows else None,
+        max_learners=max(highs) if highs else None,
+        avg_learners=round(learner_minutes / minutes, 1) if minutes else 0.0,
+        expected_learners=last.expected_learners,
+    )
