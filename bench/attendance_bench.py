@@ -52,7 +52,6 @@ import math
 import os
 import pstats
 import random
-import shutil
 import signal
 import statistics
 import subprocess
@@ -75,6 +74,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 from fastapi import Depends, FastAPI
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from harness import CLK_TCK, Table, cpu_seconds, kafka, med, pct, py_spy_command, spread, step
 from prometheus_client import CollectorRegistry
 
 from attendance.domain import Liveness, Track
@@ -98,7 +98,7 @@ from contracts.topics import (
     session_key,
     status_key,
 )
-from devstack.kafka import Broker, default_cache_dir, repo_root
+from devstack.kafka import repo_root
 from devstack.services import (
     ServiceProcess,
     free_port,
@@ -111,90 +111,13 @@ from servicekit.provision import ensure_topics
 
 BENCHES = ("restore", "processor", "detection", "ingest")
 ROUNDTRIP = Topic("bench.roundtrip", 1, key="sample number")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # --- small helpers ---------------------------------------------------------------------------
-
-
-@dataclass
-class Table:
-    title: str
-    header: tuple[str, ...]
-    rows: list[tuple[str, ...]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def show(self) -> None:
-        widths = [
-            max(len(self.header[i]), *(len(row[i]) for row in self.rows))
-            for i in range(len(self.header))
-        ]
-        print(f"\n== {self.title}")
-        line = "  ".join(
-            h.ljust(w) if i == 0 else h.rjust(w)
-            for i, (h, w) in enumerate(zip(self.header, widths, strict=True))
-        )
-        print(line)
-        print("-" * len(line))
-        for row in self.rows:
-            print(
-                "  ".join(
-                    c.ljust(w) if i == 0 else c.rjust(w)
-                    for i, (c, w) in enumerate(zip(row, widths, strict=True))
-                )
-            )
-        for note in self.notes:
-            print(f"  * {note}")
-        sys.stdout.flush()
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def med(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else math.nan
-
-
-def spread(values: Sequence[float], fmt: str = "{:.2f}") -> str:
-    if not values:
-        return "-"
-    return f"{fmt.format(min(values))} to {fmt.format(max(values))}"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far, from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def partition_of(point_code: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives the point's key (murmur2)."""
     return int(murmur2(point_key(point_code)) & 0x7FFFFFFF) % partitions
-
-
-@contextlib.contextmanager
-def kafka(tmp: Path) -> Iterator[Broker]:
-    """A fresh broker in `tmp`, with the project's topics; stopped on the way out, always."""
-    broker = Broker.start(default_cache_dir(), tmp / "kafka")
-    with broker:
-        asyncio.run(ensure_topics(broker.bootstrap))
-        yield broker
-
-
-def step(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def py_spy_command() -> list[str]:
-    found = shutil.which("py-spy")
-    return [found] if found else ["uvx", "py-spy"]
 
 
 class Spy:
