@@ -1,9 +1,6 @@
-"""Text as operators type it and spreadsheets mangle it: normalised, searchable, safe to export."""
+"""Text as operators type it and spreadsheets mangle it: normalised and searchable."""
 
 import unicodedata
-
-# Spreadsheet programs run a cell starting with one of these as a formula.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def nfc(text: str) -> str:
@@ -20,8 +17,3 @@ def folded(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
     bare = "".join(char for char in decomposed if unicodedata.category(char) != "Mn")
     return " ".join(bare.casefold().split())
-
-
-def spreadsheet_safe(cell: str) -> str:
-    """A cell a spreadsheet shows as text, never runs as a formula (OWASP CSV injection)."""
-    return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from contracts.events import PointRegistration, PointState, PointStatus, SessionSchedule
+from servicekit.spreadsheets import spreadsheet_safe
 
 PRESENT = (PointState.CONNECTED, PointState.LATE)
-# Spreadsheet programs run a cell starting with one of these as a formula.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def as_csv(lines: list[PointLine]) -> str:
 
 def _cell(value: object) -> str:
     text = "" if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
-    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+    return spreadsheet_safe(text)
 
 
 def course_lines(per_session: list[tuple[SessionSchedule, list[PointLine]]]) -> list[PointLine]:

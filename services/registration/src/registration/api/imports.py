@@ -17,7 +17,7 @@ from registration.bulk import upsert_points
 from registration.commands import Invalid
 from registration.importing import RowError, parse_points_csv
 from registration.store import Course
-from registration.text import spreadsheet_safe
+from servicekit.spreadsheets import spreadsheet_safe
 
 router = APIRouter(prefix="/v1/points", tags=["points"])
 CSV_TYPE = "text/csv; charset=utf-8"
