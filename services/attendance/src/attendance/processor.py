@@ -79,15 +79,6 @@ class Processor:
         for tracker in list(self._partitions.values()):
             yield from list(tracker.tracks().values())
 
-    def track(self, key: TrackKey) -> Track | None:
-        for tracker in self._partitions.values():
-            if key in tracker.tracks():
-                return tracker.tracks()[key]
-        return None
-
-    def owned(self) -> set[int]:
-        return set(self._partitions)
-
     # --- rebalances ----------------------------------------------------------------------------
 
     async def assign(self, partitions: set[int]) -> None:
