@@ -1,0 +1,1 @@
+"""A connection point's agent: heartbeats with the learner count the room reports."""
