@@ -112,3 +112,11 @@ def data_source_references(node: Any) -> list[dict[str, Any]]:
         for value in node:
             found += data_source_references(value)
     return found
+
+
+def test_the_runbook_has_a_section_for_every_alert() -> None:
+    rules = (PROMETHEUS / "rules" / "monitor.yml").read_text(encoding="utf-8")
+    alerts = set(re.findall(r"^\s*- alert:\s*(\S+)\s*$", rules, re.MULTILINE))
+    runbook = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    sections = set(re.findall(r"^### (\w+) \(", runbook, re.MULTILINE))
+    assert alerts and alerts == sections
