@@ -155,12 +155,22 @@ def _signals_interrupt(*signums: signal.Signals) -> Iterator[None]:
 def up(
     points: Annotated[
         int, typer.Option(min=1, max=100_000, help="Simulated connection points")
-    ] = 40,
-    interval: Annotated[float, typer.Option(min=0.5, help="Heartbeat interval in seconds")] = 5.0,
+    ] = 3_555,
+    interval: Annotated[
+        float, typer.Option(min=1.0, help="Heartbeat interval of the sessions, in seconds")
+    ] = 5.0,
+    speed: Annotated[
+        float,
+        typer.Option(min=1.0, help="Simulated seconds per real second (60: a session in minutes)"),
+    ] = 1.0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the simulation: same seed, same course")
+    ] = 2026,
 ) -> None:
-    """Run the system: the broker, the three services, and a simulated course to watch."""
+    """Run the system: the broker, the three services, and a simulated two-day course to watch."""
+    from devstack.course import CourseOptions
     from devstack.demo import up as run_demo
-    from devstack.simulate import CoursePlan
 
+    options = CourseOptions(points=points, heartbeat_interval_s=interval, speed=speed, seed=seed)
     with _reported_errors(), _signals_interrupt(signal.SIGTERM, signal.SIGHUP):
-        run_demo(CoursePlan(points=points, heartbeat_interval_s=interval))
+        run_demo(options)

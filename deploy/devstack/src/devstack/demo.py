@@ -1,91 +1,155 @@
-"""`devstack up`: broker, three services and a simulated course, live totals in the terminal."""
+"""`devstack up`: the broker, three services and a simulated course, live totals in the terminal."""
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from devstack.kafka import (
-    Broker,
-    default_cache_dir,
-    fetch,
-    repo_root,
+from devstack.broadcast import Broadcast
+from devstack.course import Course, CourseOptions, course_of
+from devstack.kafka import Broker, default_cache_dir, fetch, repo_root
+from devstack.registering import (
+    create_course_and_sessions,
+    designate_gateways,
+    import_points,
+    until_attendance_knows,
 )
 from devstack.services import DEFAULT_PORTS, ServiceProcess, running_services
-from devstack.simulate import CoursePlan, register_course, run_point
+from devstack.simulate import DEV_OPERATOR_TOKEN
+from devstack.summary import summary
 from servicekit.provision import ensure_topics
 
 console = Console()
 
 
-def up(plan: CoursePlan, *, data_dir: Path | None = None) -> None:
+def up(options: CourseOptions, *, data_dir: Path | None = None) -> None:
     data_dir = data_dir or repo_root() / ".var" / time.strftime("run-%Y%m%d-%H%M%S")
-    with console.status("Fetching Apache Kafka from Maven Central (cached after the first run)…"):
-        fetch(default_cache_dir())
-    with console.status("Starting the Kafka broker…"):
-        broker = Broker.start(default_cache_dir(), data_dir / "kafka")
-    with broker:
-        asyncio.run(ensure_topics(broker.bootstrap))
+    began = time.monotonic()
+    with contextlib.ExitStack() as running:
+        with _progress() as progress:
+            with _step(progress, "Fetching Apache Kafka from Maven Central (cached after once)"):
+                fetch(default_cache_dir())
+            with _step(progress, "Starting the Kafka broker"):
+                broker = running.enter_context(
+                    Broker.start(default_cache_dir(), data_dir / "kafka")
+                )
+            with _step(progress, "Creating the topics"):
+                asyncio.run(ensure_topics(broker.bootstrap))
+            with _step(progress, "Starting registration, attendance and reporting"):
+                services = running.enter_context(
+                    running_services(
+                        bootstrap=broker.bootstrap, data_dir=data_dir, ports=DEFAULT_PORTS
+                    )
+                )
         console.print(f"Kafka broker on [bold]{broker.bootstrap}[/] (pid {broker.pid})")
-        console.print("Starting registration, attendance and reporting…")
-        with running_services(
-            bootstrap=broker.bootstrap, data_dir=data_dir, ports=DEFAULT_PORTS
-        ) as services:
-            for service in services.values():
-                console.print(f"  {service.name:<13} {service.url}/docs   log: {service.log_path}")
-            dashboard = f"{services['reporting'].url}/?session={plan.session_code}"
-            console.print(f"[bold green]Dashboard:[/] {dashboard}")
-            try:
-                asyncio.run(simulate(services, plan))
-            except KeyboardInterrupt:
-                console.print("Stopping the services and the broker…")
+        for service in services.values():
+            console.print(f"  {service.name:<13} {service.url}/docs   log: {service.log_path}")
+        try:
+            asyncio.run(_run_course(services, options, began))
+        except KeyboardInterrupt:
+            console.print("Stopping the services and the broker…")
+    console.print("Stopped.")
 
 
-async def simulate(services: dict[str, ServiceProcess], plan: CoursePlan) -> None:
+async def _run_course(
+    services: dict[str, ServiceProcess], options: CourseOptions, began: float
+) -> None:
+    dashboard = f"{services['reporting'].url}/"
     async with (
-        httpx.AsyncClient(base_url=services["registration"].url, timeout=10) as registration,
-        httpx.AsyncClient(base_url=services["attendance"].url, timeout=10) as attendance,
+        httpx.AsyncClient(base_url=services["registration"].url, timeout=60) as registration,
+        httpx.AsyncClient(
+            base_url=services["attendance"].url,
+            timeout=15,
+            # Idle connections are let go before uvicorn's 5 s keep-alive ends, so a request never
+            # races the server closing its connection.
+            limits=httpx.Limits(max_connections=64, keepalive_expiry=4.0),
+        ) as attendance,
         httpx.AsyncClient(base_url=services["reporting"].url, timeout=10) as reporting,
     ):
-        points = await register_course(registration, plan)
-        console.print(f"Registered {len(points)} points for session [bold]{plan.session_code}[/]")
-        async with asyncio.TaskGroup() as tasks:
-            for point in points:
-                tasks.create_task(run_point(attendance, point, plan))
-            tasks.create_task(show_totals(reporting, plan.session_code))
+        course = course_of(options, datetime.now(UTC))
+        tokens = await _register(registration, attendance, course)
+        console.print(
+            f"[bold green]Dashboard:[/] {dashboard}  — {len(course.rows):,} points,"
+            f" {course.expected_learners:,} learners expected;"
+            f" ready {time.monotonic() - began:.0f} s after start"
+        )
+        broadcast = Broadcast(course, tokens, attendance)
+        watching = asyncio.create_task(_watch(reporting, broadcast, dashboard))
+        try:
+            await broadcast.run()
+        finally:
+            watching.cancel()
+        console.print(
+            f"The course is over. Reports: {services['reporting'].url}"
+            f"/v1/courses/{options.course_code}/report?format=csv — Ctrl-C stops everything."
+        )
+        await asyncio.Event().wait()
 
 
-async def show_totals(reporting: httpx.AsyncClient, session_code: str) -> None:
-    url = f"/v1/sessions/{session_code}/totals"
-    with Live(console=console, refresh_per_second=2) as live:
+async def _register(
+    registration: httpx.AsyncClient, attendance: httpx.AsyncClient, course: Course
+) -> dict[str, str]:
+    with _progress() as progress:
+        with _step(progress, f"Creating course {course.options.course_code} and its sessions"):
+            await create_course_and_sessions(registration, course, DEV_OPERATOR_TOKEN)
+        importing = progress.add_task("Registering the points", total=len(course.rows))
+        tokens = await import_points(
+            registration,
+            course,
+            DEV_OPERATOR_TOKEN,
+            lambda done: progress.advance(importing, done),
+        )
+        relaying = progress.add_task("Province relay gateways", total=len(course.gateways()))
+        await designate_gateways(
+            registration, course, DEV_OPERATOR_TOKEN, lambda done: progress.advance(relaying, done)
+        )
+        with _step(progress, "Waiting for attendance to read the registry from Kafka"):
+            await until_attendance_knows(attendance, course, tokens)
+    return tokens
+
+
+async def _watch(reporting: httpx.AsyncClient, broadcast: Broadcast, dashboard: str) -> None:
+    with Live(console=console, refresh_per_second=2, transient=False) as live:
         while True:
-            response = await reporting.get(url)
-            if response.status_code == 200:
-                live.update(_totals_table(response.json(), str(reporting.base_url) + url))
+            totals = None
+            if broadcast.scene.session is not None:
+                code = broadcast.scene.session.plan.code
+                with contextlib.suppress(httpx.TransportError):
+                    answer = await reporting.get(f"/v1/sessions/{code}/totals")
+                    if answer.status_code == 200:
+                        totals = answer.json()
+            live.update(summary(totals, broadcast.scene, broadcast.traffic, dashboard))
             await asyncio.sleep(1)
 
 
-def _totals_table(totals: dict[str, int], source: str) -> Table:
-    table = Table(title=f"Live totals — {source}", caption="Ctrl-C stops everything")
-    for column in (
-        "registered",
-        "connected",
-        "late",
-        "disconnected",
-        "never connected",
-        "learners",
-    ):
-        table.add_column(column, justify="right")
-    table.add_row(
-        str(totals["registered"]),
-        f"[green]{totals['connected']}",
-        f"[yellow]{totals['late']}",
-        f"[red]{totals['disconnected']}",
-        str(totals["never_connected"]),
-        f"{totals['learners_present']} / {totals['learners_expected']}",
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     )
-    return table
+
+
+@contextlib.contextmanager
+def _step(progress: Progress, description: str) -> Iterator[None]:
+    """A step of unknown length: a pulsing bar while it runs, a full one when it is done."""
+    task = progress.add_task(description, total=None)
+    yield
+    progress.update(task, total=1, completed=1)

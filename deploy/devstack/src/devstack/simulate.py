@@ -1,7 +1,5 @@
 """A simulated course: registers a session and its points, then heartbeats like real points do."""
 
-import asyncio
-import contextlib
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -95,19 +93,3 @@ async def send_heartbeat(
         },
         headers={"Authorization": f"Bearer {point.token}"},
     )
-
-
-async def run_point(attendance: httpx.AsyncClient, point: SimulatedPoint, plan: CoursePlan) -> None:
-    """Join within the first interval, let learners drift, and drop out now and then."""
-    loop = asyncio.get_running_loop()
-    await asyncio.sleep(random.uniform(0, plan.heartbeat_interval_s))
-    point.learners = max(1, point.expected_learners - random.randint(0, 10))
-    while not point.never_joins:
-        if loop.time() >= point.silent_until:
-            point.learners = max(0, point.learners + random.choice((-1, 0, 0, 1)))
-            # A real point keeps trying when the link fails; so does this one, at its next beat.
-            with contextlib.suppress(httpx.TransportError):
-                await send_heartbeat(attendance, point, plan.session_code)
-            if random.random() < 0.004:
-                point.silent_until = loop.time() + random.uniform(15, 60)
-        await asyncio.sleep(plan.heartbeat_interval_s)

@@ -1,0 +1,111 @@
+"""Preparing a course the way an operator does, through registration's public API."""
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import httpx
+
+from devstack.course import Course
+from registration.official import as_csv
+
+IMPORT_CHUNK = 1000
+PROBE_SESSION = "NO-SUCH-SESSION"
+
+Advance = Callable[[int], None]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def create_course_and_sessions(
+    registration: httpx.AsyncClient, course: Course, operator_token: str
+) -> None:
+    code = course.options.course_code
+    body = {
+        "code": code,
+        "title": "Bồi dưỡng cán bộ chính quyền địa phương hai cấp",
+        "organiser": "Học viện",
+    }
+    (
+        await registration.post("/v1/courses", json=body, headers=bearer(operator_token))
+    ).raise_for_status()
+    for script in course.sessions:
+        request = script.plan.as_request(code, course.options)
+        answer = await registration.post(
+            "/v1/sessions", json=request, headers=bearer(operator_token)
+        )
+        answer.raise_for_status()
+
+
+async def import_points(
+    registration: httpx.AsyncClient, course: Course, operator_token: str, advance: Advance
+) -> dict[str, str]:
+    """Every point, enrolled in the course, a thousand rows a request; the tokens by point."""
+    tokens: dict[str, str] = {}
+    for start in range(0, len(course.rows), IMPORT_CHUNK):
+        chunk = course.rows[start : start + IMPORT_CHUNK]
+        answer = await registration.post(
+            "/v1/points/import",
+            params={"course": course.options.course_code},
+            content=as_csv(chunk),
+            headers=bearer(operator_token) | {"Content-Type": "text/csv"},
+        )
+        answer.raise_for_status()
+        tokens |= {issued["code"]: issued["token"] for issued in answer.json()["tokens"]}
+        advance(len(chunk))
+    return tokens
+
+
+async def designate_gateways(
+    registration: httpx.AsyncClient, course: Course, operator_token: str, advance: Advance
+) -> None:
+    """Each province hall relays the heartbeats of its province's rooms."""
+    for province, point in course.gateways().items():
+        answer = await registration.patch(
+            f"/v1/points/{point}", json={"relays_for": [province]}, headers=bearer(operator_token)
+        )
+        answer.raise_for_status()
+        advance(1)
+
+
+async def until_attendance_knows(
+    attendance: httpx.AsyncClient, course: Course, tokens: dict[str, str], patience: float = 60.0
+) -> None:
+    """Wait until attendance has read the last point and the last gateway from Kafka.
+
+    The probes name a session that does not exist: once the token is known the answer turns
+    from 401 (or 403 for a gateway not yet relaying) to a refusal of the session, and nothing is
+    published or counted as attendance.
+    """
+    last_point = course.rows[-1]["code"]
+    gateways = list(course.gateways().values())
+    deadline = time.monotonic() + patience
+    while not await _knows(attendance, last_point, tokens[last_point], gateways, tokens):
+        if time.monotonic() > deadline:
+            raise TimeoutError("attendance did not learn the registered points in time")
+        await asyncio.sleep(0.3)
+
+
+async def _knows(
+    attendance: httpx.AsyncClient,
+    point: str,
+    token: str,
+    gateways: list[str],
+    tokens: dict[str, str],
+) -> bool:
+    probe = {"point_code": point, "session_code": PROBE_SESSION, "seq": 0, "learners": 0}
+    probe["sent_at"] = "2026-01-01T00:00:00+00:00"
+    single = await attendance.post("/v1/heartbeats", json=probe, headers=bearer(token))
+    if single.status_code == 401:
+        return False
+    if not gateways:
+        return True
+    gateway = gateways[-1]
+    batch = await attendance.post(
+        "/v1/heartbeats/batch",
+        json={"heartbeats": [probe | {"point_code": gateway}]},
+        headers=bearer(tokens[gateway]),
+    )
+    return batch.status_code == 202

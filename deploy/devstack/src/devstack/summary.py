@@ -1,0 +1,95 @@
+"""The terminal's live view of a simulated broadcast: what reporting says and what we sent."""
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from devstack.broadcast import Scene, Traffic
+from registration.divisions import provinces
+
+WORST_PROVINCES = 5
+
+
+def summary(
+    totals: dict[str, Any] | None, scene: Scene, traffic: Traffic, dashboard: str
+) -> RenderableType:
+    parts: list[RenderableType] = [_heading(scene, dashboard)]
+    if totals is not None:
+        parts += [_totals(totals), _provinces(totals)]
+    parts.append(_traffic(traffic))
+    return Group(*parts)
+
+
+def _heading(scene: Scene, dashboard: str) -> Text:
+    text = Text()
+    if scene.session is None:
+        text.append("Waiting for the next session…\n", style="bold")
+    else:
+        plan = scene.session.plan
+        minutes, seconds = divmod(int(scene.elapsed_s), 60)
+        text.append(f"{plan.code} — {plan.title}", style="bold")
+        text.append(f"  ({plan.topic})\n", style="dim")
+        text.append(f"on air for {minutes}:{seconds:02d}, ends {plan.ends_at:%H:%M:%S} UTC")
+        outage = scene.session.outage
+        if outage is not None:
+            name = provinces()[outage.province_code].name
+            if scene.outage_now:
+                text.append(f"\n{name} is losing {len(outage.points)} rooms", style="bold red")
+            elif scene.elapsed_s < outage.starts_after_s:
+                text.append(f"\n{name} will lose {len(outage.points)} rooms at ", style="dim")
+                text.append(f"{int(outage.starts_after_s)} s", style="dim")
+            else:
+                text.append(f"\n{name} is back", style="green")
+        text.append(f"\nDashboard: {dashboard}   Ctrl-C stops everything\n", style="cyan")
+    return text
+
+
+def _totals(totals: dict[str, Any]) -> Table:
+    table = Table(title="Live totals (reporting)", title_justify="left")
+    for column in ("registered", "connected", "late", "disconnected", "never", "learners", "rate"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        f"{totals['registered']:,}",
+        f"[green]{totals['connected']:,}",
+        f"[yellow]{totals['late']:,}",
+        f"[red]{totals['disconnected']:,}",
+        f"{totals['never_connected']:,}",
+        f"{totals['learners_present']:,} / {totals['learners_expected']:,}",
+        f"{totals['attendance_rate']:.0%}",
+    )
+    return table
+
+
+def _provinces(totals: dict[str, Any]) -> Table:
+    table = Table(title="Provinces with most rooms off the air", title_justify="left")
+    for column in ("province", "connected", "late", "disconnected", "never"):
+        table.add_column(column, justify="right" if column != "province" else "left")
+    names = provinces()
+    worst = sorted(
+        totals["by_province"].items(),
+        key=lambda item: item[1]["registered"] - item[1]["connected"],
+        reverse=True,
+    )[:WORST_PROVINCES]
+    for code, counts in worst:
+        table.add_row(
+            names[code].name if code in names else code,
+            f"{counts['connected']}/{counts['registered']}",
+            f"[yellow]{counts['late']}",
+            f"[red]{counts['disconnected']}",
+            str(counts["never_connected"]),
+        )
+    return table
+
+
+def _traffic(traffic: Traffic) -> Text:
+    refused = ", ".join(f"{status}: {count:,}" for status, count in sorted(traffic.refused.items()))
+    text = Text(
+        f"Simulator: {traffic.sent:,} heartbeats sent, {traffic.accepted:,} accepted"
+        f", refused {{{refused}}}, {traffic.transport_errors:,} unreachable",
+        style="dim",
+    )
+    if traffic.last_problem:
+        text.append(f"\nlast problem: {traffic.last_problem}", style="yellow")
+    return text
