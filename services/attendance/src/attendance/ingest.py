@@ -61,6 +61,9 @@ class BatchIn(BaseModel):
 
 class Accepted(BaseModel):
     received_at: datetime
+    # The session's cadence, so a point's agent needs no setting of its own to keep it
+    # (defaulting to a session's default, SessionSchedule's, for answers built elsewhere).
+    heartbeat_interval_s: float = 5.0
 
 
 class Rejected(BaseModel):
@@ -219,9 +222,14 @@ def ingest_router(
         refusal = refusal_of(registry, point, heartbeat.point_code, heartbeat.session_code)
         if refusal is not None:
             raise refuse(refusal)
+        # Looked up before the await: the refusal check just found it, and nothing ran since.
+        session = registry.sessions[heartbeat.session_code]
         accepted = Heartbeat(**heartbeat.model_dump(), received_at=datetime.now(UTC))
         await deliver([accepted])
-        return Accepted(received_at=accepted.received_at)
+        return Accepted(
+            received_at=accepted.received_at,
+            heartbeat_interval_s=session.heartbeat_interval_s,
+        )
 
     @router.post(
         BATCH_PATH,
