@@ -5,9 +5,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need_apt=()
 command -v java >/dev/null || need_apt+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
-compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
-command -v promtool >/dev/null || need_apt+=(prometheus)
-command -v chromium >/dev/null && command -v chromedriver >/dev/null || need_apt+=(chromium chromium-driver fonts-noto-core)
+# The tests also need a PostgreSQL server, promtool and a browser; running the system does not.
+if [[ ${PREPARE_FOR_TESTS:-} ]]; then
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+  command -v promtool >/dev/null || need_apt+=(prometheus)
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null || need_apt+=(chromium chromium-driver fonts-noto-core)
+fi
 if ((${#need_apt[@]})); then
   echo "installing ${need_apt[*]} from Debian's packages" >&2
   # Noninteractive: postgresql pulls in tzdata, whose debconf question would wait on a fresh box.

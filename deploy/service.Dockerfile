@@ -13,15 +13,10 @@ ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 COPY . .
 # Exactly what uv.lock pins, the workspace packages installed as wheels (not editable), so the
-# runtime stage needs the virtual environment only. Every service can keep its tables on
-# PostgreSQL, but only registration depends on the driver: the others get the version the lock
-# pins for it.
+# runtime stage needs the virtual environment only.
 RUN --mount=type=cache,target=/root/.cache/uv \
     test -n "${SERVICE}" \
-    && uv sync --frozen --no-dev --no-editable --package "${SERVICE}" \
-    && uv export --frozen --no-dev --no-hashes --package registration --no-emit-workspace \
-       | grep '^psycopg' > /tmp/postgres-driver.txt \
-    && uv pip install --python /app/.venv/bin/python --no-deps -r /tmp/postgres-driver.txt
+    && uv sync --frozen --no-dev --no-editable --package "${SERVICE}"
 
 FROM python:3.11-slim
 ARG SERVICE
