@@ -13,7 +13,7 @@ import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,12 @@ async def finished(agent: asyncio.subprocess.Process) -> tuple[int, str, str]:
     return agent.returncode, out.decode(), err.decode()
 
 
+def patient_plan(points: int) -> CoursePlan:
+    """A session whose liveness timeouts outlast a test: a point seen disconnected in it
+    said it was leaving."""
+    return replace(fresh_plan(points), late_after_s=60.0, disconnected_after_s=120.0)
+
+
 def point_totals(seen: dict[str, Any]) -> tuple[Any, Any, Any]:
     return seen.get("connected"), seen.get("learners_present"), seen.get("disconnected")
 
@@ -93,7 +99,7 @@ async def test_a_heartbeat_accepted_tells_the_session_interval(
 async def test_the_installed_command_reports_the_room_until_ctrl_c(
     clients: dict[str, httpx.AsyncClient], stack: dict[str, ServiceProcess], tmp_path: Path
 ) -> None:
-    plan = fresh_plan(points=2)
+    plan = patient_plan(points=2)
     point, _ = await registered_points(clients, plan)
     learners = tmp_path / "learners.txt"
     learners.write_text("17\n")
@@ -112,13 +118,26 @@ async def test_the_installed_command_reports_the_room_until_ctrl_c(
             await agent.wait()
 
     assert code == ExitCode.STOPPED, err
-    # The leaving heartbeat: disconnected at once, not after the session's timeout.
+    # The leaving heartbeat: disconnected now, long before the session's timeout.
     await eventually(lambda: totals(clients, plan), lambda t: point_totals(t) == (0, 0, 1))
     assert f"connected: point {point.code}" in out
     assert "a heartbeat every 1 s" in out  # the session's interval, learnt from the server
     assert "learners: 23" in out
     assert f"left session {plan.session_code}" in out
     assert point.token not in out + err
+
+
+async def test_leaving_on_its_own_disconnects_the_point_at_once(
+    clients: dict[str, httpx.AsyncClient], stack: dict[str, ServiceProcess]
+) -> None:
+    plan = patient_plan(points=1)
+    (point,) = await registered_points(clients, plan)
+    await eventually(lambda: totals(clients, plan), lambda t: point_totals(t)[0] == 1)
+    agent = await start_agent(agent_env(point, plan, stack["attendance"].url), "--leaving")
+    code, out, err = await finished(agent)
+    assert code == ExitCode.STOPPED, err
+    assert f"left session {plan.session_code}" in out
+    await eventually(lambda: totals(clients, plan), lambda t: point_totals(t) == (0, 0, 1))
 
 
 async def test_every_refusal_stops_the_command_with_a_plain_reason(

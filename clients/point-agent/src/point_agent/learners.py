@@ -97,12 +97,11 @@ class TypedCount:
         for line in lines:
             if not line.strip():
                 continue
+            # A good number needs no echo here: the agent says "learners: N" as it sends it.
             try:
                 self._count = parse_count(line)
             except LearnerCountError as error:
                 say(f"{error}; type the number of learners in the room")
-            else:
-                say(f"learners now {self._count}: sent with the next heartbeat")
 
 
 def ask_first_count(ask: Callable[[str], str], say: Callable[[str], None]) -> int:
