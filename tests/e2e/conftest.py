@@ -1,12 +1,15 @@
 """Fixtures of the end-to-end tests that need more than the shared stack."""
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from devstack.kafka import Broker, default_cache_dir
+from devstack.services import ServiceProcess
 from servicekit.provision import ensure_topics
 
 
@@ -16,3 +19,13 @@ def own_broker(tmp_path: Path) -> Iterator[Broker]:
     with Broker.start(default_cache_dir(), tmp_path / "kafka") as broker:
         asyncio.run(ensure_topics(broker.bootstrap))
         yield broker
+
+
+@pytest.fixture
+async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """An HTTP client for each of the shared stack's services, by service name."""
+    async with contextlib.AsyncExitStack() as opened:
+        yield {
+            name: await opened.enter_async_context(httpx.AsyncClient(base_url=s.url, timeout=30))
+            for name, s in stack.items()
+        }

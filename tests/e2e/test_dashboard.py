@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,14 +46,6 @@ FIGURES = {
 }
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    clients = {name: httpx.AsyncClient(base_url=s.url, timeout=15) for name, s in stack.items()}
-    yield clients
-    for client in clients.values():
-        await client.aclose()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ what a relay gateway may forward; refusals counted by reason on `/metrics`."""
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.kafka import Broker
-from devstack.services import ServiceProcess, start_in, wait_healthy
+from devstack.services import start_in, wait_healthy
 from devstack.simulate import DEV_OPERATOR_TOKEN, CoursePlan, SimulatedPoint, send_heartbeat
 from tests.e2e.helpers import eventually
 from tests.e2e.test_thin_path import fresh_plan, registered_points, totals
@@ -23,14 +22,6 @@ from tests.e2e.test_thin_path import fresh_plan, registered_points, totals
 pytestmark = pytest.mark.e2e
 OPERATOR = {"Authorization": f"Bearer {DEV_OPERATOR_TOKEN}"}
 sequence = itertools.count(1_000)
-
-
-@pytest.fixture
-async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    clients = {name: httpx.AsyncClient(base_url=s.url, timeout=15) for name, s in stack.items()}
-    yield clients
-    for client in clients.values():
-        await client.aclose()
 
 
 def beat(point: SimulatedPoint, session_code: str, **changes: Any) -> dict[str, Any]:

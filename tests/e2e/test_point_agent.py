@@ -34,14 +34,6 @@ OPERATOR = {"Authorization": f"Bearer {DEV_OPERATOR_TOKEN}"}
 CLOCK_SLACK_S = 0.05
 
 
-@pytest.fixture
-async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    clients = {name: httpx.AsyncClient(base_url=s.url, timeout=15) for name, s in stack.items()}
-    yield clients
-    for client in clients.values():
-        await client.aclose()
-
-
 def agent_command() -> str:
     """The console script `pip install` puts next to the interpreter."""
     found = shutil.which("point-agent", path=str(Path(sys.executable).parent))

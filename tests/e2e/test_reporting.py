@@ -15,7 +15,7 @@ from contracts.codec import decode
 from contracts.events import PointState, PointStatus, Totals
 from contracts.topics import POINT_STATUS, TOTALS, session_key, status_key
 from devstack.kafka import Broker
-from devstack.services import ServiceProcess, start_in, wait_healthy
+from devstack.services import start_in, wait_healthy
 from devstack.simulate import DEV_OPERATOR_TOKEN, SimulatedPoint, send_heartbeat
 from tests.e2e.helpers import eventually
 from tests.e2e.kafka_reading import records_of_keys
@@ -31,14 +31,6 @@ COUNTED = (
     "learners_present",
     "learners_expected",
 )
-
-
-@pytest.fixture
-async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    clients = {name: httpx.AsyncClient(base_url=s.url, timeout=15) for name, s in stack.items()}
-    yield clients
-    for client in clients.values():
-        await client.aclose()
 
 
 async def oracle(

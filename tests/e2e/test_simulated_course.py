@@ -3,7 +3,6 @@ through single and relayed routes, with a province going dark and coming back on
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -17,20 +16,9 @@ from devstack.registering import (
     import_points,
     until_attendance_knows,
 )
-from devstack.services import ServiceProcess
 from devstack.simulate import DEV_OPERATOR_TOKEN
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    async with (
-        httpx.AsyncClient(base_url=stack["registration"].url, timeout=30) as registration,
-        httpx.AsyncClient(base_url=stack["attendance"].url, timeout=30) as attendance,
-        httpx.AsyncClient(base_url=stack["reporting"].url, timeout=30) as reporting,
-    ):
-        yield {"registration": registration, "attendance": attendance, "reporting": reporting}
 
 
 async def test_the_simulated_course_shows_a_province_going_dark_and_coming_back(

@@ -2,25 +2,15 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from devstack.services import ServiceProcess
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course, send_heartbeat
 from tests.e2e.helpers import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    clients = {name: httpx.AsyncClient(base_url=s.url, timeout=15) for name, s in stack.items()}
-    yield clients
-    for client in clients.values():
-        await client.aclose()
 
 
 def fresh_plan(points: int) -> CoursePlan:
