@@ -1275,7 +1275,7 @@ def _fastapi_noop() -> FastAPI:
         heartbeat: HeartbeatIn,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Accepted:
-        return Accepted(received_at=datetime.now(UTC))
+        return Accepted(received_at=datetime.now(UTC), heartbeat_interval_s=5.0)
 
     return app
 

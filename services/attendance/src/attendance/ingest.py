@@ -63,7 +63,7 @@ class Accepted(BaseModel):
     received_at: datetime
     # The session's cadence, so a point's agent needs no setting of its own to keep it
     # (defaulting to a session's default, SessionSchedule's, for answers built elsewhere).
-    heartbeat_interval_s: float = 5.0
+    heartbeat_interval_s: float
 
 
 class Rejected(BaseModel):
