@@ -61,8 +61,7 @@ class BatchIn(BaseModel):
 
 class Accepted(BaseModel):
     received_at: datetime
-    # The session's cadence, so a point's agent needs no setting of its own to keep it
-    # (defaulting to a session's default, SessionSchedule's, for answers built elsewhere).
+    # The session's cadence, so a point's agent needs no setting of its own to keep it.
     heartbeat_interval_s: float
 
 
