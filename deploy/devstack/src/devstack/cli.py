@@ -138,10 +138,18 @@ def _reported_errors() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _signals_interrupt(*signums: signal.Signals) -> Iterator[None]:
-    """Treat these signals like Ctrl-C, so one code path stops the broker."""
+    """Treat these signals like Ctrl-C, so one code path stops the broker.
+
+    Only the first one interrupts: a second Ctrl-C (or `uv run` passing the same one on) must
+    not cut short the orderly stop of the services and the broker it started.
+    """
+    stopping = False
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
 
     previous = {signum: signal.signal(signum, interrupt) for signum in signums}
     try:
@@ -172,5 +180,6 @@ def up(
     from devstack.demo import up as run_demo
 
     options = CourseOptions(points=points, heartbeat_interval_s=interval, speed=speed, seed=seed)
-    with _reported_errors(), _signals_interrupt(signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: started from a script in the background it would be ignored, not Ctrl-C.
+    with _reported_errors(), _signals_interrupt(signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         run_demo(options)
