@@ -87,7 +87,8 @@ def _traffic(traffic: Traffic) -> Text:
     refused = ", ".join(f"{status}: {count:,}" for status, count in sorted(traffic.refused.items()))
     text = Text(
         f"Simulator: {traffic.sent:,} heartbeats sent, {traffic.accepted:,} accepted"
-        f", refused {{{refused}}}, {traffic.transport_errors:,} unreachable",
+        f", refused {{{refused}}}, {traffic.transport_errors:,} unreachable"
+        f", {traffic.skipped:,} skipped while the ingest was saturated",
         style="dim",
     )
     if traffic.last_problem:
