@@ -66,6 +66,7 @@ def service_app(
     app.add_middleware(
         BodySizeLimit, default=max_body, per_path=max_body_per_path, on_refused=on_body_refused
     )
+    _document_body_refusals(app)
     asyncapi = AsyncAPI(broker, title=title)
 
     @app.get("/healthz", tags=["ops"], summary="Healthy when the Kafka broker answers")
@@ -79,11 +80,39 @@ def service_app(
     async def asyncapi_document() -> Any:
         return asyncapi.to_specification().to_jsonable()
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+BODY_REFUSALS = {
+    "400": {"description": "the body could not be read (not UTF-8, not JSON)"},
+    "413": {"description": "the body is larger than this route accepts"},
+}
+
+
+def _document_body_refusals(app: FastAPI) -> None:
+    """Any route with a body may be refused before it runs, by FastAPI's body parsing (400) or
+    by the size limit (413): the OpenAPI document says so, since clients do meet them."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for path in build()["paths"].values():
+                for operation in path.values():
+                    if "requestBody" in operation:
+                        operation["responses"] = BODY_REFUSALS | operation["responses"]
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _start_when_reachable(broker: KafkaBroker) -> None:

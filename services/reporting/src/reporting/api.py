@@ -94,7 +94,15 @@ def reporting_router(
         if not hmac.compare_digest(presented.encode(), viewer_token.encode()):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "viewer token required")
 
-    router = APIRouter(prefix="/v1", tags=["reporting"], dependencies=[Depends(viewer)])
+    router = APIRouter(
+        prefix="/v1",
+        tags=["reporting"],
+        dependencies=[Depends(viewer)],
+        responses={
+            401: {"description": "viewer token required (when one is set)"},
+            404: {"description": "unknown session or course"},
+        },
+    )
     templates = Jinja2Templates(directory=str(_here() / "templates"))
 
     def view_of(session_code: str) -> tuple[SessionSchedule, SessionView]:
@@ -186,7 +194,12 @@ def reporting_router(
 
         return EventSourceResponse(changes(), ping=15)
 
-    @router.get("/sessions/{session_code}/report", summary="Attendance report (JSON, CSV or HTML)")
+    @router.get(
+        "/sessions/{session_code}/report",
+        summary="Attendance report (JSON, CSV or HTML)",
+        response_class=Response,
+        responses={200: _formats("application/json", "text/csv", "text/html")},
+    )
     def get_report(
         session_code: str, request: Request, format: ReportFormat = ReportFormat.json
     ) -> Response:
@@ -220,6 +233,8 @@ def reporting_router(
     @router.get(
         "/courses/{course_code}/report",
         summary="Attendance over all sessions of a course (JSON or CSV)",
+        response_class=Response,
+        responses={200: _formats("application/json", "text/csv")},
     )
     def get_course_report(course_code: str, format: ReportFormat = ReportFormat.json) -> Response:
         sessions = sorted(
@@ -251,6 +266,11 @@ def reporting_router(
         return Response(json.dumps(report, default=str), media_type="application/json")
 
     return router
+
+
+def _formats(*media_types: str) -> dict[str, Any]:
+    """An answer documented in each of `media_types`, as `format=` chooses."""
+    return {"content": {media_type: {} for media_type in media_types}}
 
 
 def _point_view(point: Any, status: Any) -> PointView:

@@ -5,7 +5,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from registration.api import courses, imports, points, sessions
-from registration.api.access import require_operator, translate_errors
+from registration.api.access import Refused, require_operator, translate_errors
 
 
 def install(app: FastAPI, *, engine: Engine, operator_token: SecretStr) -> None:
@@ -22,6 +22,9 @@ def registry_router() -> APIRouter:
         responses={
             401: {"description": "no operator token"},
             403: {"description": "not an operator token"},
+            404: {"model": Refused, "description": "no such course, session or point"},
+            409: {"model": Refused, "description": "already exists, or still in use"},
+            422: {"model": Refused, "description": "invalid: nothing was changed"},
         },
     )
     for module in (courses, sessions, points, imports):

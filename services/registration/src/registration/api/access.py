@@ -2,11 +2,12 @@
 
 import hmac
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -14,6 +15,12 @@ from registration.commands import Conflict, Invalid, NotFound
 from registration.importing import FileError
 
 _bearer = HTTPBearer(auto_error=False)
+
+
+class Refused(BaseModel):
+    """Why a request changed nothing: the domain's reason, or FastAPI's list of field errors."""
+
+    detail: str | list[dict[str, Any]]
 
 
 def require_operator(

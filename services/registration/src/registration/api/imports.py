@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from registration.api.access import engine_of
+from registration.api.access import Refused, engine_of
 from registration.api.points import IssuedToken
 from registration.bulk import upsert_points
 from registration.commands import Invalid
@@ -44,7 +44,10 @@ class ImportReport(BaseModel):
     "unless `partial=true`. Send `Accept: text/csv` to get the new tokens as a CSV file.",
     responses={
         200: {"content": {"text/csv": {}}, "description": "applied, or a dry run"},
-        422: {"model": ImportReport, "description": "bad rows: nothing was changed"},
+        422: {
+            "model": ImportReport | Refused,
+            "description": "bad rows, or a file that cannot be read: nothing was changed",
+        },
     },
     openapi_extra={
         "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}

@@ -1,0 +1,43 @@
+"""Fixtures of the fault suite: clients of the shared stack, and a record of what each test saw."""
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.services import ServiceProcess
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+Figures = Callable[..., None]
+
+
+@pytest.fixture
+async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    clients = {name: httpx.AsyncClient(base_url=s.url, timeout=15) for name, s in stack.items()}
+    yield clients
+    for client in clients.values():
+        await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def figures_file() -> Iterator[Path]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / "fault-figures.jsonl"
+    path.write_text("")
+    yield path
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest, figures_file: Path) -> Figures:
+    """Record what a test sent and saw (test-artifacts/fault-figures.jsonl), for
+    docs/reliability.md: the figures come from runs, not from memory."""
+
+    def record(**seen: object) -> None:
+        line = json.dumps({"test": request.node.nodeid} | seen, ensure_ascii=False, default=str)
+        with figures_file.open("a") as out:
+            out.write(line + "\n")
+        print(line)
+
+    return record

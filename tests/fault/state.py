@@ -1,0 +1,60 @@
+"""What a refused request must leave untouched: the registry's rows and the topics' end offsets."""
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from contracts.topics import Topic
+from devstack.services import ServiceProcess
+
+# The registry's own tables; the outbox is left out because the relay empties it on its own.
+REGISTRY_TABLES = ("course", "broadcast", "point", "enrolment")
+Rows = dict[str, list[tuple[object, ...]]]
+
+
+def registration_db(registration: ServiceProcess) -> Path:
+    """The SQLite file of a service started by `devstack.services`: its data dir holds the log
+    dir and the database (`service_env`)."""
+    return Path(registration.log_path).parent.parent / "registration.db"
+
+
+def _read_only(db: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+
+
+def registry_rows(db: Path) -> Rows:
+    """Every row of the registry's tables, in a stable order."""
+    with _read_only(db) as connection:
+        return {
+            table: sorted(connection.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            for table in REGISTRY_TABLES
+        }
+
+
+def outbox_size(db: Path) -> int:
+    with _read_only(db) as connection:
+        return int(connection.execute("SELECT count(*) FROM outboxevent").fetchone()[0])
+
+
+async def outbox_drained(db: Path, patience: float = 30.0) -> None:
+    """Wait until the relay has published everything committed so far."""
+    deadline = time.monotonic() + patience
+    while await asyncio.to_thread(outbox_size, db):
+        if time.monotonic() > deadline:
+            raise AssertionError("the outbox relay never caught up")
+        await asyncio.sleep(0.1)
+
+
+async def end_offsets(bootstrap: str, topics: tuple[Topic, ...]) -> dict[str, int]:
+    """Records ever written to each topic: the sum of its partitions' end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return {t.name: sum(ends[tp] for tp in partitions if tp.topic == t.name) for t in topics}
