@@ -10,6 +10,7 @@ from typing import Annotated, Self
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BeforeValidator,
     StringConstraints,
     field_validator,
     model_validator,
@@ -35,8 +36,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _normalised(value: object) -> object:
+    # Before the length limits: a name typed in NFD is two or three times longer until it is
+    # composed, and it is the composed name that is stored.
+    return nfc(value).strip() if isinstance(value, str) else value
+
+
 def _clean_line(value: str) -> str:
-    value = nfc(value).strip()
     if has_control_characters(value):
         raise ValueError("control characters are not allowed")
     return value
@@ -46,7 +52,7 @@ def _in_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-Line = Annotated[str, AfterValidator(_clean_line)]
+Line = Annotated[str, BeforeValidator(_normalised), AfterValidator(_clean_line)]
 CodeText = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9+() .\-]{0,20}$")]
