@@ -74,7 +74,19 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 from fastapi import Depends, FastAPI
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from harness import CLK_TCK, Table, cpu_seconds, kafka, med, pct, py_spy_command, spread, step
+from harness import (
+    CLK_TCK,
+    Figure,
+    Table,
+    cpu_seconds,
+    kafka,
+    med,
+    pct,
+    py_spy_command,
+    record_figure,
+    spread,
+    step,
+)
 from prometheus_client import CollectorRegistry
 
 from attendance.domain import Liveness, Track
@@ -438,6 +450,30 @@ async def restore_bench(bootstrap: str, n: int, runs: int) -> Table:
         f"average snapshot record {average_bytes:,.0f} bytes; writing them took {produced:.1f} s "
         f"({n / produced:,.0f} records/s, acks=all, idempotent, batched)",
     ]
+    record_figure(
+        Figure(
+            "B5",
+            f"attendance: restore of {n:,} tracks after a restart",
+            f"{m:.2f} s",
+            f"{spread(ours)} s",
+            f"{b:.2f} s (bare drain of the changelog)",
+            f"{m / b:.2f}x the baseline",
+            "<= 1.5x",
+            m / b <= 1.5,
+        )
+    )
+    record_figure(
+        Figure(
+            "B6",
+            "attendance: memory per tracked point (restored state)",
+            f"{held / n:,.0f} B",
+            f"peak {peak / n:,.0f} B",
+            "—",
+            "—",
+            "< 1 KB",
+            held / n < 1024,
+        )
+    )
     return table
 
 
@@ -865,6 +901,19 @@ def run_processor(args: argparse.Namespace, tmp: Path) -> list[Table]:
         f"{med([r.outputs for r in service_runs]) / m:.2f} per heartbeat; its log: "
         f"{med([r.log_lines for r in service_runs]):,.0f} lines",
     ]
+    rate, base_rate = med(steady_rates), m / b_steady
+    record_figure(
+        Figure(
+            "B1",
+            f"processor: heartbeats/s drained from a backlog of {m:,}",
+            f"{rate:,.0f}/s",
+            spread(steady_rates, "{:,.0f}") + "/s",
+            f"{base_rate:,.0f}/s (bare getmany + json.loads)",
+            f"{rate / base_rate:.2f} of the baseline",
+            ">= 0.5",
+            rate / base_rate >= 0.5,
+        )
+    )
     tables = [table]
     if in_process:
         breakdown = Table(
@@ -1212,6 +1261,19 @@ async def detection_bench(
         "detection is bounded by the timeout + clock grace (0.5 s) + tick (0.2 s) + publish and"
         " consume",
     ]
+    p99 = pct(delays, 99)
+    record_figure(
+        Figure(
+            "B4",
+            f"detection: last heartbeat -> disconnected ({len(delays)} points stopped)",
+            f"p99 {p99:.2f} s",
+            f"p50 {pct(delays, 50):.2f} s, max {max(delays, default=math.nan):.2f} s",
+            f"{timeout:g} s (disconnected_after)",
+            f"timeout + {p99 - timeout:.2f} s",
+            "<= timeout + 1 s",
+            p99 <= timeout + 1 and not missed,
+        )
+    )
     return table
 
 
@@ -1294,6 +1356,7 @@ class LoadSpec:
     duration: float
     seq_base: int
     client: str  # "raw" or "httpx"
+    rate: float | None = None  # requests/s in all, paced; None: as fast as answers come
 
 
 @dataclass
@@ -1382,14 +1445,21 @@ async def load(spec: LoadSpec) -> LoadResult:
     end = begin + spec.duration
     marks: dict[str, float] = {}
 
-    async def worker(owned: list[tuple[str, str]]) -> None:
+    # Paced: each worker keeps its own schedule, staggered, so the server sees a steady rate.
+    gap = spec.concurrency / spec.rate if spec.rate else 0.0
+
+    async def worker(index: int, owned: list[tuple[str, str]]) -> None:
         nonlocal ok
         http: RawHttp | HttpxHttp = (
             RawHttp(spec.url) if spec.client == "raw" else HttpxHttp(spec.url)
         )
         seq = dict.fromkeys((code for code, _ in owned), spec.seq_base)
+        due = loop.time() + gap * index / spec.concurrency
         try:
             for code, token in itertools.cycle(owned):
+                if gap:
+                    await asyncio.sleep(max(0.0, due - loop.time()))
+                    due += gap
                 started = loop.time()
                 if started >= end:
                     return
@@ -1425,7 +1495,9 @@ async def load(spec: LoadSpec) -> LoadResult:
         marks["cpu1"] = time.process_time()
 
     owners = [spec.points[i :: spec.concurrency] for i in range(spec.concurrency)]
-    await asyncio.gather(clock(), *(worker(owned) for owned in owners if owned))
+    await asyncio.gather(
+        clock(), *(worker(index, owned) for index, owned in enumerate(owners) if owned)
+    )
     return LoadResult(latencies, ok, other, marks["cpu1"] - marks["cpu0"], spec.duration)
 
 
@@ -1464,6 +1536,7 @@ def measure(
     duration: float,
     seq_base: int,
     spy_out: Path | None = None,
+    rate: float | None = None,
 ) -> Measured:
     clients = args.clients
     warmup = 2.0
@@ -1479,6 +1552,7 @@ def measure(
             duration,
             seq_base,
             args.client,
+            None if rate is None else rate / clients,
         )
         for i in range(clients)
     ]
@@ -1642,6 +1716,7 @@ def run_ingest(args: argparse.Namespace, tmp: Path) -> list[Table]:
     points = max(50, int(500 * args.size))
     duration = max(3.0, 12.0 * min(1.0, args.size * 4))
     rows: dict[str, list[Measured]] = {"noop": [], "fastapi": [], "ours": []}
+    paced: list[Measured] = []  # ours at the course's rate
     extra = {
         "attendance": {
             "ATTENDANCE_RATE_LIMIT_PER_SECOND": "1000000",
@@ -1698,6 +1773,23 @@ def run_ingest(args: argparse.Namespace, tmp: Path) -> list[Table]:
                         REPORTS.append(report)
                     if label == "ours":
                         wait_processed(attendance)
+                step(f"ingest: run {run + 1}/{args.runs}: ours at {args.rate:g} req/s")
+                others = [s.process.pid for name, s in services.items() if name != "attendance"]
+                paced.append(
+                    measure(
+                        attendance.url,
+                        registered,
+                        session,
+                        args,
+                        attendance.process.pid,
+                        broker.pid,
+                        others,
+                        duration,
+                        seq_base + 5_000_000,
+                        rate=args.rate,
+                    )
+                )
+                wait_processed(attendance)
     base = med([r.rps for r in rows["noop"]])
     table = Table(
         f"ingest: POST /v1/heartbeats, {points} points, {args.concurrency} in flight, "
@@ -1755,6 +1847,48 @@ def run_ingest(args: argparse.Namespace, tmp: Path) -> list[Table]:
         "ours runs ingest and the processor in one process (the default), so its server cores"
         " include processing the heartbeats it accepts",
     ]
+    p99s = [m_.p99 for m_ in paced]
+    table.rows.append(
+        (
+            f"ours paced at the course's rate, {args.rate:g} req/s",
+            f"{med([m_.rps for m_ in paced]):,.0f}",
+            spread([m_.rps for m_ in paced], "{:,.0f}"),
+            f"{med([m_.p50 for m_ in paced]):.1f}",
+            f"{med(p99s):.1f}",
+            "—",
+            f"{med([m_.client_cpu for m_ in paced]):.2f}",
+            f"{med([m_.server_cpu for m_ in paced]):.2f}",
+            f"{med([m_.broker_cpu for m_ in paced]):.2f}",
+            f"{med([m_.others_cpu for m_ in paced]):.2f}",
+            f"{med([m_.machine_cpu for m_ in paced]):.2f}",
+            str(sum(sum(m_.other.values()) for m_ in paced)),
+        )
+    )
+    ours = [m_.rps for m_ in rows["ours"]]
+    record_figure(
+        Figure(
+            "B2",
+            f"ingest: POST /v1/heartbeats/s at saturation ({args.concurrency} in flight)",
+            f"{med(ours):,.0f}/s",
+            spread(ours, "{:,.0f}") + "/s",
+            f"{base:,.0f}/s (same uvicorn, trivial 202 app)",
+            f"{med(ours) / base:.2f} of the baseline",
+            ">= 0.4",
+            med(ours) / base >= 0.4,
+        )
+    )
+    record_figure(
+        Figure(
+            "B2",
+            f"ingest: latency at the course's rate ({args.rate:g} req/s)",
+            f"p99 {med(p99s):.1f} ms",
+            f"p99 {spread(p99s, '{:.1f}')} ms; p50 {med([m_.p50 for m_ in paced]):.1f} ms",
+            "—",
+            "—",
+            "p99 < 50 ms",
+            med(p99s) < 50,
+        )
+    )
     return [table]
 
 
@@ -1781,6 +1915,9 @@ def main() -> None:
     )
     parser.add_argument("--clients", type=int, default=1, help="ingest load processes")
     parser.add_argument("--concurrency", type=int, default=64, help="ingest requests in flight")
+    parser.add_argument(
+        "--rate", type=float, default=711.0, help="ingest: the course's rate, for latency"
+    )
     parser.add_argument(
         "--client", choices=("raw", "httpx"), default="raw", help="ingest load generator"
     )

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -17,6 +18,31 @@ from devstack.kafka import Broker, default_cache_dir
 from servicekit.provision import ensure_topics
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Where `record` appends figures for bench/run_all.py (JSON lines); unset when run alone.
+FIGURES_ENV = "BENCH_FIGURES"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of docs/benchmarks.md: a measured figure against its baseline and its target."""
+
+    id: str  # B1 .. B8
+    what: str
+    value: str  # the median, with its unit
+    spread: str  # min to max over the runs
+    baseline: str  # the baseline's median, with its unit, or "—"
+    ratio: str  # ours against the baseline, said the way the target is said
+    target: str
+    met: bool | None  # None: reported, no target
+
+
+def record_figure(figure: Figure) -> None:
+    """Print the figure, and append it to the run's figures file when there is one."""
+    print(f"  {figure.id} {figure.what}: {figure.value} ({figure.ratio}; target {figure.target})")
+    path = os.environ.get(FIGURES_ENV)
+    if path:
+        with Path(path).open("a") as out:
+            out.write(json.dumps(figure.__dict__, ensure_ascii=False) + "\n")
 
 
 @dataclass

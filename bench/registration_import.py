@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+from harness import Figure, record_figure, spread
 from sqlalchemy import Engine, insert
 from sqlmodel import Session
 
@@ -127,6 +128,18 @@ def main() -> None:
                 print(
                     f"{label:<11}{size:>9,}{m:>11.2f}{b:>14.2f}{m / b:>8.1f}{size / m:>10,.0f}"
                     f"   (ours {min(mine):.2f} to {max(mine):.2f})"
+                )
+                record_figure(
+                    Figure(
+                        "B8",
+                        f"registration: bulk import of {size:,} rows, {label}",
+                        f"{m:.2f} s",
+                        f"{spread(mine)} s",
+                        f"{b:.2f} s (bare executemany INSERT, no validation or events)",
+                        f"{m / b:.1f}x the baseline",
+                        "reported",
+                        None,
+                    )
                 )
 
 

@@ -66,11 +66,17 @@ class Broadcast:
         tokens: dict[str, str],
         attendance: httpx.AsyncClient,
         rng: random.Random | None = None,
+        *,
+        all_relayed: bool = False,
     ) -> None:
+        """`all_relayed`: every room, Teams sites included, goes through its province's gateway
+        (the scale benchmark's shape: 100,000 rooms cannot each hold a connection)."""
         self.course = course
         gateways = course.gateways()
         self.rooms = {
-            row["code"]: SimulatedRoom(row["code"], tokens[row["code"]], _gateway_of(row, gateways))
+            row["code"]: SimulatedRoom(
+                row["code"], tokens[row["code"]], _gateway_of(row, gateways, all_relayed)
+            )
             for row in course.rows
         }
         self.attendance = attendance
@@ -226,8 +232,8 @@ def learners_at(plan: PointScript, elapsed: float, ramp_s: float) -> int:
     return round(plan.first_learners + (plan.learners - plan.first_learners) * progress)
 
 
-def _gateway_of(row: dict[str, str], gateways: dict[str, str]) -> str | None:
-    if row["channel"] != "video_bridge" or row["level"] == "province":
+def _gateway_of(row: dict[str, str], gateways: dict[str, str], all_relayed: bool) -> str | None:
+    if not all_relayed and (row["channel"] != "video_bridge" or row["level"] == "province"):
         return None
     return gateways.get(row["province_code"])
 

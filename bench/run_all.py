@@ -1,0 +1,200 @@
+"""Every benchmark of issue 7 (B1-B8), one after the other, written to docs/benchmarks.md.
+
+    uv run python bench/run_all.py                 # full sizes, 3 runs each (about an hour)
+    uv run python bench/run_all.py --quick         # small sizes, 1 run: checks the harness
+    uv run python bench/run_all.py --only B1 --only B3
+
+Each benchmark is its own script (run alone for details: see their docstrings), started here as a
+process of its own with `BENCH_FIGURES` naming a file where it appends its figures
+(`harness.record_figure`). Every script starts its own Kafka broker and stops what it started.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from harness import FIGURES_ENV, Figure
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+DEFAULT_OUT = REPO / "docs" / "benchmarks.md"
+
+
+@dataclass(frozen=True)
+class Bench:
+    ids: tuple[str, ...]
+    script: str
+    full: tuple[str, ...]
+    quick: tuple[str, ...]
+
+
+BENCHES = (
+    Bench(
+        ("B1",),
+        "attendance_bench.py",
+        ("--only", "processor", "--size", "5", "--runs", "3"),
+        ("--only", "processor", "--size", "0.05", "--runs", "1"),
+    ),
+    Bench(
+        ("B2",),
+        "attendance_bench.py",
+        ("--only", "ingest", "--runs", "3"),
+        ("--only", "ingest", "--size", "0.1", "--runs", "1"),
+    ),
+    Bench(
+        ("B3",),
+        "reporting_bench.py",
+        ("--only", "freshness", "--samples", "100"),
+        ("--only", "freshness", "--size", "0.1", "--samples", "15"),
+    ),
+    Bench(
+        ("B4",),
+        "attendance_bench.py",
+        ("--only", "detection", "--runs", "3"),
+        ("--only", "detection", "--size", "0.1", "--runs", "1"),
+    ),
+    Bench(
+        ("B5", "B6"),
+        "attendance_bench.py",
+        ("--only", "restore", "--runs", "3"),
+        ("--only", "restore", "--size", "0.05", "--runs", "1"),
+    ),
+    Bench(
+        ("B5", "B6"),
+        "reporting_bench.py",
+        ("--only", "rebuild", "--runs", "3"),
+        ("--only", "rebuild", "--size", "0.05", "--runs", "1"),
+    ),
+    Bench(
+        ("B7",),
+        "scale_bench.py",
+        ("--points", "100000", "--minutes", "10", "--processors", "2"),
+        ("--points", "5000", "--minutes", "1.5", "--processors", "2"),
+    ),
+    Bench(
+        ("B8",),
+        "registration_import.py",
+        ("--runs", "3"),
+        ("--sizes", "3555", "20000", "--runs", "1"),
+    ),
+)
+
+
+def main(
+    quick: Annotated[
+        bool, typer.Option(help="Small sizes and one run: a check, not a result")
+    ] = False,
+    only: Annotated[list[str] | None, typer.Option(help="B1 .. B8; repeat for more")] = None,
+    out: Annotated[Path, typer.Option(help="Where the results go")] = DEFAULT_OUT,
+) -> None:
+    chosen = [bench for bench in BENCHES if not only or set(bench.ids) & set(only)]
+    began, busy = time.monotonic(), os.getloadavg()[0]
+    figures: list[Figure] = []
+    details: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-all-") as tmp:
+        for number, bench in enumerate(chosen):
+            figures_file = Path(tmp) / f"figures-{number}.jsonl"
+            arguments = bench.quick if quick else bench.full
+            command = [sys.executable, str(BENCH / bench.script), *arguments]
+            shown = f"uv run python bench/{bench.script} {' '.join(arguments)}"
+            print(f"\n### {'/'.join(bench.ids)}: {shown}", flush=True)
+            output = _run(command, figures_file)
+            details.append((shown, output))
+            if figures_file.exists():
+                figures += [
+                    Figure(**json.loads(line)) for line in figures_file.read_text().splitlines()
+                ]
+    wall = time.monotonic() - began
+    out.write_text(_document(figures, details, quick=quick, wall=wall, load=busy))
+    print(f"\nwrote {out} ({len(figures)} figures, {wall / 60:.0f} min)")
+
+
+def _run(command: list[str], figures_file: Path) -> str:
+    """Run one benchmark, its output shown as it comes and kept for the document."""
+    lines = []
+    with subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=os.environ | {FIGURES_ENV: str(figures_file), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+    if process.returncode:
+        lines.append(f"\n(exited with {process.returncode})\n")
+    return "".join(lines)
+
+
+def _document(
+    figures: list[Figure], details: list[tuple[str, str]], *, quick: bool, wall: float, load: float
+) -> str:
+    verdict = {True: "met", False: "**missed**", None: "reported"}
+    rows = "\n".join(
+        f"| {f.id} | {f.what} | {f.value} | {f.spread} | {f.baseline} | {f.ratio} | {f.target}"
+        f" | {verdict[f.met]} |"
+        for f in sorted(figures, key=lambda f: f.id)
+    )
+    sections = "\n\n".join(
+        f"### `{command}`\n\n```text\n{output.strip()}\n```" for command, output in details
+    )
+    kind = "a quick check (small sizes, one run): not a result" if quick else "full sizes"
+    return f"""# Benchmarks
+
+Written by `uv run python bench/run_all.py` ({kind}) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,
+in {wall / 60:.0f} minutes. Every figure is a median over the runs, with its spread, against a
+baseline measured in the same run on the same broker. Nothing here is asserted by the tests.
+
+## Machine
+
+{_machine(load)}
+
+## Figures
+
+| # | what | ours (median) | spread | baseline | ratio | target | |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+{rows}
+
+## What each benchmark printed
+
+{sections}
+"""
+
+
+def _machine(load: float) -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    packages = ", ".join(
+        f"{name} {version(name)}"
+        for name in ("aiokafka", "faststream", "fastapi", "uvicorn", "pydantic", "sqlalchemy")
+    )
+    return (
+        f"- {os.cpu_count()} cores ({model}), {memory_kb / 2**20:.0f} GiB, {platform.system()}"
+        f" {platform.release()}\n"
+        f"- Python {platform.python_version()}; {packages}\n"
+        f"- load average when the run began: {load:.1f} (other work on the machine skews every"
+        " figure; each benchmark's table says how busy the machine was before it started)"
+    )
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,251 @@
+"""B7, scale: 100,000 points at a 5 s interval (20,000 heartbeats/s) through the relay batch
+route, for 10 minutes, against the offered rate.
+
+    uv run python bench/scale_bench.py [--points 100000] [--interval 5] [--minutes 10]
+        [--processors 2] [--ingesters 1]
+
+A broker of its own; registration; attendance split the way production scales it: ingest
+processes (`ATTENDANCE_PROCESSOR=false`) and processor processes in one consumer group
+(`ATTENDANCE_INGEST=false`). The course is registered through the import API; each province
+hall relays the heartbeats of every room of its province (`Broadcast(all_relayed=True)`). Every
+5 s: heartbeats offered (due), accepted (202), the end offsets of `attendance.heartbeats` and the
+processors' committed offsets: the lag, and the rate the processors drain. The baseline is the
+offered rate: the processors keep up when they drain at least what is accepted and the lag
+stays bounded. Reporting is not started: it reads only status changes, not heartbeats.
+"""
+
+import asyncio
+import contextlib
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from harness import Figure, Table, kafka, med, record_figure, spread, step
+
+from contracts.topics import HEARTBEATS
+from devstack.broadcast import Broadcast
+from devstack.course import CourseOptions, course_of
+from devstack.registering import (
+    create_course_and_sessions,
+    designate_gateways,
+    import_points,
+    until_attendance_knows,
+)
+from devstack.services import ServiceProcess, start_in, wait_healthy
+from devstack.simulate import DEV_OPERATOR_TOKEN
+
+GROUP = "attendance-processor"
+SAMPLE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # seconds since the load began
+    offered: int  # heartbeats due so far (sent + skipped while saturated)
+    accepted: int
+    produced: int  # end offsets of attendance.heartbeats
+    committed: int  # the processors' committed offsets
+
+
+class Offsets:
+    """End offsets of the heartbeat topic and the processor group's committed offsets."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self._partitions = [
+            TopicPartition(HEARTBEATS.name, p) for p in range(HEARTBEATS.partitions)
+        ]
+
+    async def __aenter__(self) -> "Offsets":
+        await self._consumer.start()
+        await self._admin.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._consumer.stop()
+        await self._admin.close()
+
+    async def now(self) -> tuple[int, int]:
+        # Committed first: read the other way round, records produced in between would count
+        # as drained but not as produced.
+        committed = await self._admin.list_consumer_group_offsets(GROUP)
+        ends = await self._consumer.end_offsets(self._partitions)
+        done = sum(
+            max(0, meta.offset) for tp, meta in committed.items() if tp.topic == HEARTBEATS.name
+        )
+        return sum(int(offset) for offset in ends.values()), done
+
+
+def main(
+    points: Annotated[int, typer.Option(help="Points of the course")] = 100_000,
+    interval: Annotated[float, typer.Option(help="Heartbeat interval, seconds")] = 5.0,
+    minutes: Annotated[float, typer.Option(help="Length of the load")] = 10.0,
+    processors: Annotated[int, typer.Option(help="Attendance processor instances")] = 2,
+    ingesters: Annotated[int, typer.Option(help="Attendance ingest instances")] = 1,
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, kafka(Path(tmp)) as broker:
+        started = [
+            start_in("registration", bootstrap=broker.bootstrap, data_dir=Path(tmp)),
+            *(
+                start_in(
+                    "attendance",
+                    bootstrap=broker.bootstrap,
+                    data_dir=Path(tmp) / f"ingest-{n}",
+                    extra_env={"ATTENDANCE_PROCESSOR": "false"},
+                )
+                for n in range(ingesters)
+            ),
+            *(
+                start_in(
+                    "attendance",
+                    bootstrap=broker.bootstrap,
+                    data_dir=Path(tmp) / f"processor-{n}",
+                    extra_env={"ATTENDANCE_INGEST": "false"},
+                )
+                for n in range(processors)
+            ),
+        ]
+        try:
+            for service in started:
+                wait_healthy(service)
+            options = CourseOptions(
+                course_code="SCALE",
+                points=points,
+                heartbeat_interval_s=interval,
+                join_over_s=interval,
+                never_join_share=0.0,
+                outage_after_s=1e9,
+            )
+            samples = asyncio.run(
+                _load(
+                    broker.bootstrap,
+                    started[0],
+                    started[1 : 1 + ingesters],
+                    options,
+                    minutes * 60,
+                )
+            )
+        finally:
+            for service in reversed(started):
+                service.stop()
+    _report(samples, points, interval, processors, ingesters)
+
+
+async def _load(
+    bootstrap: str,
+    registration: ServiceProcess,
+    ingest: list[ServiceProcess],
+    options: CourseOptions,
+    seconds: float,
+) -> list[Sample]:
+    course = course_of(options, datetime.now(UTC))
+    async with (
+        httpx.AsyncClient(base_url=registration.url, timeout=120) as reg,
+        httpx.AsyncClient(
+            base_url=ingest[0].url,
+            timeout=30,
+            limits=httpx.Limits(max_connections=64, keepalive_expiry=4.0),
+        ) as attendance,
+    ):
+        step(f"scale: registering {len(course.rows):,} points")
+        await create_course_and_sessions(reg, course, DEV_OPERATOR_TOKEN)
+        tokens = await import_points(reg, course, DEV_OPERATOR_TOKEN, lambda _: None)
+        await designate_gateways(reg, course, DEV_OPERATOR_TOKEN, lambda _: None)
+        await until_attendance_knows(attendance, course, tokens, patience=300)
+        step(f"scale: {options.points:,} points every {options.heartbeat_interval_s:g} s")
+        broadcast = Broadcast(course, tokens, attendance, all_relayed=True)
+        on_air = asyncio.create_task(broadcast.run_session(course.sessions[0]))
+        samples = await _sample(bootstrap, broadcast, seconds)
+        on_air.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await on_air
+    return samples
+
+
+async def _sample(bootstrap: str, broadcast: Broadcast, seconds: float) -> list[Sample]:
+    samples = []
+    began = time.monotonic()
+    async with Offsets(bootstrap) as offsets:
+        while (elapsed := time.monotonic() - began) < seconds:
+            produced, committed = await offsets.now()
+            traffic = broadcast.traffic
+            samples.append(
+                Sample(
+                    elapsed,
+                    traffic.sent + traffic.skipped,
+                    traffic.accepted,
+                    produced,
+                    committed,
+                )
+            )
+            if len(samples) % 12 == 0:
+                step(
+                    f"scale: {elapsed:.0f} s, accepted {traffic.accepted:,},"
+                    f" lag {produced - committed:,}"
+                )
+            await asyncio.sleep(SAMPLE_S)
+    return samples
+
+
+def _report(
+    samples: list[Sample], points: int, interval: float, processors: int, ingesters: int
+) -> None:
+    offered_rate = points / interval
+    # The first minute is the rooms joining; rates are taken over the rest.
+    steady = [s for s in samples if s.at >= 60] or samples
+    pairs = list(pairwise(steady))
+    accepted = [(b.accepted - a.accepted) / (b.at - a.at) for a, b in pairs]
+    drained = [(b.committed - a.committed) / (b.at - a.at) for a, b in pairs]
+    lags = [s.produced - s.committed for s in steady]
+    first, last = steady[0], steady[-1]
+    span = last.at - first.at
+    accepted_rate = (last.accepted - first.accepted) / span if span else 0.0
+    drain_rate = (last.committed - first.committed) / span if span else 0.0
+    table = Table(
+        f"scale: {points:,} points every {interval:g} s through the relay batch route,"
+        f" {samples[-1].at / 60:.1f} min, {ingesters} ingest + {processors} processor instances",
+        ("what", "per second", "spread (5 s windows)"),
+    )
+    table.rows += [
+        ("offered: points / interval", f"{offered_rate:,.0f}", ""),
+        ("accepted (202) by the ingest", f"{accepted_rate:,.0f}", spread(accepted, "{:,.0f}")),
+        (
+            "drained: processors' committed offsets",
+            f"{drain_rate:,.0f}",
+            spread(drained, "{:,.0f}"),
+        ),
+    ]
+    table.notes += [
+        f"lag (heartbeats in Kafka not yet committed by the processors): median {med(lags):,.0f},"
+        f" max {max(lags):,}, at the end {lags[-1]:,}",
+        f"heartbeats offered {last.offered:,}, accepted {last.accepted:,}",
+    ]
+    table.show()
+    bounded = lags[-1] <= max(2 * offered_rate * interval, med(lags) * 1.5)
+    record_figure(
+        Figure(
+            "B7",
+            f"scale: {points:,} points every {interval:g} s via the relay batch route,"
+            f" {ingesters} ingest + {processors} processor instances",
+            f"drained {drain_rate:,.0f}/s",
+            f"{spread(drained, '{:,.0f}')}/s; accepted {accepted_rate:,.0f}/s;"
+            f" lag max {max(lags):,}, end {lags[-1]:,}",
+            f"{offered_rate:,.0f}/s offered",
+            f"{drain_rate / offered_rate:.2f} of the offered rate",
+            "drain >= offered, lag bounded",
+            drain_rate >= 0.98 * offered_rate and bounded,
+        )
+    )
+
+
+if __name__ == "__main__":
+    typer.run(main)
