@@ -58,3 +58,33 @@ async def end_offsets(bootstrap: str, topics: tuple[Topic, ...]) -> dict[str, in
     finally:
         await consumer.stop()
     return {t.name: sum(ends[tp] for tp in partitions if tp.topic == t.name) for t in topics}
+
+
+async def every_record(bootstrap: str, topics: tuple[Topic, ...]) -> list[bytes]:
+    """Each record of `topics` so far, key, value and headers run together: for a search."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[bytes] = []
+        while await _behind(consumer, ends):
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                found += [
+                    b"\0".join([r.key or b"", r.value or b"", *(value for _, value in r.headers)])
+                    for r in records
+                ]
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for partition, end in ends.items():
+        if await consumer.position(partition) < end:
+            return True
+    return False

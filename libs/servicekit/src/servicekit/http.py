@@ -13,11 +13,14 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from servicekit.headers import SecurityHeaders
 from servicekit.limits import BodySizeLimit
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 10.0
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+# Largest body of a route without a limit of its own: JSON commands are a few hundred bytes.
+DEFAULT_MAX_BODY = 64 * 1024
 
 
 @asynccontextmanager
@@ -31,7 +34,7 @@ def service_app(
     broker: KafkaBroker,
     registry: CollectorRegistry,
     lifespan: Lifespan = _no_extra_lifespan,
-    max_body: int = 64 * 1024,
+    max_body: int = DEFAULT_MAX_BODY,
     max_body_per_path: Mapping[str, int] = {},
     on_body_refused: Callable[[str], None] | None = None,
     serve_without_kafka: bool = False,
@@ -66,6 +69,8 @@ def service_app(
     app.add_middleware(
         BodySizeLimit, default=max_body, per_path=max_body_per_path, on_refused=on_body_refused
     )
+    # Outermost, so that even a refusal of the body-size guard carries the headers.
+    app.add_middleware(SecurityHeaders, exempt_from_csp=_docs_paths(app))
     _document_body_refusals(app)
     asyncapi = AsyncAPI(broker, title=title)
 
@@ -91,6 +96,12 @@ def service_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _docs_paths(app: FastAPI) -> frozenset[str]:
+    """The interactive API docs load FastAPI's Swagger UI and ReDoc with inline scripts."""
+    paths = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    return frozenset(path for path in paths if path)
 
 
 BODY_REFUSALS = {

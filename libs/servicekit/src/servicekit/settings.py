@@ -1,9 +1,13 @@
 """Settings every service reads the same way; each service subclasses with its own prefix."""
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# `openssl rand -hex 32` gives 64; 12 characters is the least a production secret may have.
+MIN_SECRET_LENGTH = 12
 
 
 class ServiceSettings(BaseSettings):
@@ -18,3 +22,28 @@ class ServiceSettings(BaseSettings):
     environment: Literal["development", "production"] = Field(
         "development", validation_alias="ENVIRONMENT"
     )
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+
+def check_production_database(url: str, variable: str) -> None:
+    """A production database is a server behind a password: SQLite (the development default)
+    keeps the data on one machine's disk, and a server without a password takes anyone."""
+    # SQLAlchemy's URLs are RFC 1738 URLs: the standard library reads them without a driver.
+    parsed = urlsplit(url)
+    if parsed.scheme.split("+")[0] in ("", "sqlite"):
+        raise ValueError(f"{variable} must name a database server in production, not SQLite")
+    if not parsed.password:
+        raise ValueError(f"{variable} must carry the database password in production")
+
+
+def check_production_secret(secret: str, development_default: str, variable: str) -> None:
+    """A secret set for this deployment: not the development default, and long enough that
+    guessing it is out of reach."""
+    if secret == development_default or len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"{variable} must be set in production, at least {MIN_SECRET_LENGTH} characters"
+            " and not the development default"
+        )

@@ -1,9 +1,9 @@
 """Settings of the attendance service, from `ATTENDANCE_*` environment variables."""
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import ServiceSettings, check_production_database
 
 
 class Settings(ServiceSettings):
@@ -31,3 +31,9 @@ class Settings(ServiceSettings):
     # gateway's batch holds up to 1,000 of them.
     max_heartbeat_bytes: int = Field(4 * 1024, gt=0)
     max_batch_bytes: int = Field(512 * 1024, gt=0)
+
+    @model_validator(mode="after")
+    def _a_real_database_in_production(self) -> "Settings":
+        if self.production:
+            check_production_database(self.database_url, "ATTENDANCE_DATABASE_URL")
+        return self

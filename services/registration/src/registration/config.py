@@ -3,7 +3,11 @@
 from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import (
+    ServiceSettings,
+    check_production_database,
+    check_production_secret,
+)
 
 DEVELOPMENT_OPERATOR_TOKEN = "dev-operator-token"
 
@@ -21,9 +25,11 @@ class Settings(ServiceSettings):
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> "Settings":
-        if (
-            self.environment == "production"
-            and self.operator_token.get_secret_value() == DEVELOPMENT_OPERATOR_TOKEN
-        ):
-            raise ValueError("REGISTRATION_OPERATOR_TOKEN must be set in production")
+        if self.production:
+            check_production_secret(
+                self.operator_token.get_secret_value(),
+                DEVELOPMENT_OPERATOR_TOKEN,
+                "REGISTRATION_OPERATOR_TOKEN",
+            )
+            check_production_database(self.database_url, "REGISTRATION_DATABASE_URL")
         return self

@@ -1,8 +1,9 @@
 """Settings of the reporting service, from `REPORTING_*` environment variables."""
 
+from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import ServiceSettings, check_production_database
 
 
 class Settings(ServiceSettings):
@@ -13,3 +14,9 @@ class Settings(ServiceSettings):
     viewer_token: str | None = None
     snapshot_seconds: float = 1.0
     timeline_seconds: float = 10.0
+
+    @model_validator(mode="after")
+    def _a_real_database_in_production(self) -> "Settings":
+        if self.production:
+            check_production_database(self.database_url, "REPORTING_DATABASE_URL")
+        return self
