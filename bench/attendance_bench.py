@@ -664,7 +664,9 @@ async def processor_run(
     step("processor: baseline consumer")
     base_total, base_steady = await consume_bare(bootstrap, m)
     step("processor: attendance service")
-    ours = await processor_service(bootstrap, m, tmp, ends, patience=240, spy_seconds=spy_seconds)
+    ours = await processor_service(
+        bootstrap, m, tmp, ends, patience=max(240, m / 1000), spy_seconds=spy_seconds
+    )
     ours.outputs = await topic_ends(bootstrap, STATE_CHANGELOG, POINT_STATUS)
     return base_total, base_steady, ours
 
