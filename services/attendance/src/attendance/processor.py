@@ -27,6 +27,8 @@ from contracts.topics import HEARTBEATS, status_key
 from servicekit.kafka import DeadLetters, Record
 
 log = logging.getLogger(__name__)
+# Longest an expiry tick waits to learn where the group stands (the broker may be down).
+COMMITTED_TIMEOUT = 1.0
 
 
 class NotRestored(RuntimeError):
@@ -214,10 +216,16 @@ class Processor:
             return False
         done = self._processed.get(partition)
         if done is None:
+            # Nothing processed since the restore. Not the consumer's position: it moves when a
+            # batch is fetched, before the handler has processed it, and expiry would outrun
+            # the heartbeats of that batch. The group's commit says what is really done.
             try:
-                done = await consumer.position(tp)
+                done = await asyncio.wait_for(consumer.committed(tp), COMMITTED_TIMEOUT)
             except Exception:
                 return False
+            if done is None:
+                return False
+            self._processed[partition] = done
         return bool(int(done) >= int(highwater))
 
     def _still_assigned(self, partition: int) -> bool:
