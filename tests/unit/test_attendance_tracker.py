@@ -4,7 +4,8 @@ from attendance.domain import Beat, Liveness
 from attendance.encoding import restored, snapshot, status
 from attendance.quality import FROZEN, JUMP, OVER_CAPACITY, QualityRules
 from attendance.tracker import PartitionClock, Tracker
-from contracts.events import PointState
+from contracts.codec import decode
+from contracts.events import PointState, PointStatus
 
 LIVENESS = Liveness(late_after=12, disconnected_after=30)
 
@@ -77,7 +78,7 @@ def test_restored_tracks_expire_like_the_originals() -> None:
     copy = caught_up_tracker()
     copy.restore(key, track)
     assert states(copy.on_time(112.0, caught_up=True)) == [("A", PointState.LATE)]
-    assert status("S1", "A", copy.track("S1", "A")).learners == 12
+    assert decode(PointStatus, status("S1", "A", copy.track("S1", "A"))).learners == 12
 
 
 def test_implausible_counts_are_flagged_not_rejected() -> None:
@@ -92,4 +93,4 @@ def test_implausible_counts_are_flagged_not_rejected() -> None:
     for seq in range(2, 15):
         tracker.on_beat(("S1", "B"), beat(seq, 100 + 5 * seq, learners=20))
     assert tracker.track("S1", "B").flags == {FROZEN}
-    assert status("S1", "B", tracker.track("S1", "B")).flags == (FROZEN,)
+    assert decode(PointStatus, status("S1", "B", tracker.track("S1", "B"))).flags == (FROZEN,)

@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from functools import cache
 
 from fastapi import FastAPI
 from faststream import AckPolicy
@@ -26,7 +27,14 @@ from contracts.topics import (
     STATE_CHANGELOG,
 )
 from servicekit.http import service_app
-from servicekit.kafka import DeadLetters, make_broker, records_of, subscribe_whole, undecoded
+from servicekit.kafka import (
+    DeadLetters,
+    RawPublisher,
+    make_broker,
+    records_of,
+    subscribe_whole,
+    undecoded,
+)
 from servicekit.registry_feed import apply_registry_records
 
 settings = Settings()
@@ -36,11 +44,20 @@ dead_letters = DeadLetters(broker, metrics)
 registry = RegistryTable()
 
 
+DEFAULT_LIVENESS = Liveness()
+
+
 def liveness_of(session_code: str) -> Liveness:
     session = registry.sessions.get(session_code)
     if session is None:
-        return Liveness()
-    return Liveness(session.late_after_s, session.disconnected_after_s)
+        return DEFAULT_LIVENESS
+    return _liveness(session.late_after_s, session.disconnected_after_s)
+
+
+@cache
+def _liveness(late_after: float, disconnected_after: float) -> Liveness:
+    """One object per distinct setting: asked for twice per heartbeat."""
+    return Liveness(late_after, disconnected_after)
 
 
 def expected_of(point_code: str) -> int:
@@ -49,12 +66,13 @@ def expected_of(point_code: str) -> int:
 
 
 to_heartbeats = broker.publisher(HEARTBEATS.name, schema=Heartbeat, title="to_heartbeats")
-to_point_status = broker.publisher(POINT_STATUS.name, schema=PointStatus, title="to_point_status")
-to_changelog = broker.publisher(STATE_CHANGELOG.name, title="to_state_changelog")
+# Declared for the AsyncAPI document; the processor sends through the same producer directly.
+broker.publisher(POINT_STATUS.name, schema=PointStatus, title="to_point_status")
+broker.publisher(STATE_CHANGELOG.name, title="to_state_changelog")
 processor = Processor(
     bootstrap=settings.kafka_bootstrap_servers,
-    statuses=to_point_status,
-    changelog=to_changelog,
+    statuses=RawPublisher(broker, POINT_STATUS.name),
+    changelog=RawPublisher(broker, STATE_CHANGELOG.name),
     dead_letters=dead_letters,
     liveness_of=liveness_of,
     expected_of=expected_of,

@@ -5,7 +5,8 @@ point's own clock.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from contracts.events import PointState
 
@@ -18,9 +19,8 @@ class Liveness:
     disconnected_after: float = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class Beat:
-    """What the state machine needs of one heartbeat."""
+class Beat(NamedTuple):
+    """What the state machine needs of one heartbeat (one per heartbeat: cheap to make)."""
 
     seq: int
     received_at: float
@@ -28,9 +28,12 @@ class Beat:
     leaving: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Track:
-    """Where one point stands in one session, and what its attendance adds up to so far."""
+class Track(NamedTuple):
+    """Where one point stands in one session, and what its attendance adds up to so far.
+
+    Immutable, and a named tuple rather than a frozen dataclass: a new track per heartbeat is
+    the processor's inner loop, and a frozen dataclass pays a guarded `__setattr__` per field.
+    """
 
     state: PointState = PointState.NEVER_CONNECTED
     seq: int = -1
@@ -75,8 +78,7 @@ def on_beat(track: Track, beat: Beat) -> Track:
     # Two ingest servers' clocks may disagree by a hair: silence is measured from the latest.
     last_seen = max(previous, beat.received_at)
     gap = last_seen - previous if track.present else 0.0
-    return replace(
-        track,
+    return Track(
         state=state,
         seq=beat.seq,
         learners=beat.learners,
@@ -90,6 +92,7 @@ def on_beat(track: Track, beat: Beat) -> Track:
         max_learners=_fold(max, track.max_learners, beat.learners, counted),
         count_varied=track.count_varied
         or (track.first_seen is not None and counted and beat.learners != track.learners),
+        flags=track.flags,
     )
 
 
@@ -106,12 +109,11 @@ def on_time(track: Track, now: float, liveness: Liveness) -> Track:
         return track
     assert track.last_seen is not None
     if now >= track.last_seen + liveness.disconnected_after:
-        return replace(
-            track,
+        return track._replace(
             state=PointState.DISCONNECTED,
             since=track.last_seen + liveness.disconnected_after,
         )
-    return replace(track, state=PointState.LATE, since=track.last_seen + liveness.late_after)
+    return track._replace(state=PointState.LATE, since=track.last_seen + liveness.late_after)
 
 
 def deadline(track: Track, liveness: Liveness) -> float | None:

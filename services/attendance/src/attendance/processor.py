@@ -9,38 +9,39 @@ returns only after Kafka acknowledged every status and changelog record it produ
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from faststream.kafka.publisher.usecase import DefaultPublisher
 
-from attendance.domain import Beat, Track
-from attendance.encoding import snapshot, status
+from attendance.domain import Track
+from attendance.encoding import heartbeat_of, snapshot, status
 from attendance.metrics import ProcessorMetrics
 from attendance.quality import QualityRules
 from attendance.restore import read_changelog
 from attendance.tracker import Change, ExpectedOf, LivenessOf, Tracker, TrackKey
-from contracts.codec import decode, encode
-from contracts.events import Heartbeat
 from contracts.topics import HEARTBEATS, status_key
-from servicekit.kafka import DeadLetters, Record
+from servicekit.kafka import DeadLetters, Record, publish_all
 
 log = logging.getLogger(__name__)
 # Longest an expiry tick waits to learn where the group stands (the broker may be down).
 COMMITTED_TIMEOUT = 1.0
+# The high watermark is believed only this long after the fetch that reported it: while the
+# broker is away, or the process was paused, heartbeats may be waiting that it does not count.
+FRESH_HIGHWATER_SECONDS = 2.0
 
 
 class NotRestored(RuntimeError):
     """Heartbeats of a partition this instance owns but has not restored: try the batch again."""
 
 
-@dataclass(frozen=True)
-class Output:
-    publisher: DefaultPublisher
-    key: bytes
-    value: bytes
-    partition: int | None
+class Publisher(Protocol):
+    """Where records go: `servicekit.kafka.RawPublisher` (in batches), or any publisher with
+    FastStream's `publish` (one by one)."""
+
+    async def publish(
+        self, value: bytes, *, key: bytes, partition: int | None, no_confirm: bool
+    ) -> Awaitable[Any]: ...
 
 
 class Processor:
@@ -48,8 +49,8 @@ class Processor:
         self,
         *,
         bootstrap: str,
-        statuses: DefaultPublisher,
-        changelog: DefaultPublisher,
+        statuses: Publisher,
+        changelog: Publisher,
         dead_letters: DeadLetters,
         liveness_of: LivenessOf,
         expected_of: ExpectedOf,
@@ -70,7 +71,9 @@ class Processor:
         self._settled = asyncio.Event()  # no restore under way
         # Records decided but not yet acknowledged by Kafka. The trackers have already moved
         # on, so a failed publish must be retried from here, never recomputed.
-        self._unsent: dict[tuple[str, bytes], Output] = {}
+        # Per record key: the changelog's (value, partition) and the status topic's value.
+        self._unsent_changelog: dict[bytes, tuple[bytes, int]] = {}
+        self._unsent_statuses: dict[bytes, bytes] = {}
         self.consumer: Callable[[], AIOKafkaConsumer | None] = lambda: None
         self.metrics: ProcessorMetrics | None = None
         self.changed: Callable[[Iterable[tuple[TrackKey, Track]]], None] = lambda _: None
@@ -123,7 +126,8 @@ class Processor:
             except Exception:
                 # The new owner replays the heartbeats after the last commit: nothing is lost.
                 log.warning("could not flush before giving up partitions %s", sorted(partitions))
-                self._unsent.clear()
+                self._unsent_changelog.clear()
+                self._unsent_statuses.clear()
             for partition in partitions:
                 self._partitions.pop(partition, None)
                 self._processed.pop(partition, None)
@@ -136,27 +140,31 @@ class Processor:
         async with self._turn:
             merged: dict[tuple[int, TrackKey], Change] = {}
             newest = 0.0
+            partitions = self._partitions
             for record in records:
-                tracker = self._partitions.get(record.partition)
+                tracker = partitions.get(record.partition)
                 if tracker is None:
                     if self._still_assigned(record.partition):
                         raise NotRestored(record.partition)  # rewinds: nothing is skipped
                     continue  # revoked meanwhile: its new owner replays it
                 try:
-                    heartbeat = decode(Heartbeat, record.value)
-                    key = (heartbeat.session_code, heartbeat.point_code)
-                    received = heartbeat.received_at.timestamp()
+                    key, beat = heartbeat_of(record.value)
                     flags_before = tracker.track(*key).flags
-                    change = tracker.on_beat(key, _beat(heartbeat, received))
+                    change = tracker.on_beat(key, beat)
                 except Exception as error:
                     await self._dead_letters.park(record, error)
                     continue
-                newest = max(newest, received)
+                if beat.received_at > newest:
+                    newest = beat.received_at
                 if change is not None:
-                    self._count_new_flags(change.track.flags - flags_before)
-                    earlier = merged.get((record.partition, key))
-                    visible = change.visible or (earlier is not None and earlier.visible)
-                    merged[(record.partition, key)] = Change(key, change.track, visible)
+                    if change.track.flags is not flags_before:
+                        self._count_new_flags(change.track.flags - flags_before)
+                    slot = (record.partition, key)
+                    if not change.visible:
+                        earlier = merged.get(slot)
+                        if earlier is not None and earlier.visible:
+                            change = change._replace(visible=True)
+                    merged[slot] = change
             for record in records:
                 self._processed[record.partition] = record.offset + 1
             await self._emit(merged)
@@ -184,27 +192,22 @@ class Processor:
     async def _emit(self, changes: dict[tuple[int, TrackKey], Change]) -> None:
         for (partition, key), change in changes.items():
             record_key = status_key(*key)
-            value = snapshot(key[0], key[1], change.track)
-            self._unsent[("changelog", record_key)] = Output(
-                self._changelog, record_key, value, partition
-            )
+            self._unsent_changelog[record_key] = (snapshot(*key, change.track), partition)
             if change.visible:
-                payload = encode(status(key[0], key[1], change.track))
-                self._unsent[("status", record_key)] = Output(
-                    self._statuses, record_key, payload, None
-                )
+                self._unsent_statuses[record_key] = status(*key, change.track)
         self.changed((key, change.track) for (_, key), change in changes.items())
         await self._flush()
 
     async def _flush(self) -> None:
+        changelog = [(k, v, p) for k, (v, p) in self._unsent_changelog.items()]
+        statuses = [(k, v, None) for k, v in self._unsent_statuses.items()]
         pending = [
-            await out.publisher.publish(
-                out.value, key=out.key, partition=out.partition, no_confirm=True
-            )
-            for out in self._unsent.values()
+            *await publish_all(self._changelog, changelog),
+            *await publish_all(self._statuses, statuses),
         ]
         await asyncio.gather(*pending)
-        self._unsent.clear()
+        self._unsent_changelog.clear()
+        self._unsent_statuses.clear()
 
     async def _caught_up(self, partition: int) -> bool:
         consumer = self.consumer()
@@ -212,7 +215,7 @@ class Processor:
             return False
         tp = TopicPartition(HEARTBEATS.name, partition)
         highwater = consumer.highwater(tp)
-        if highwater is None:
+        if highwater is None or not _recently_fetched(consumer, tp):
             return False
         done = self._processed.get(partition)
         if done is None:
@@ -248,6 +251,14 @@ class Processor:
             self.metrics.lag_seconds.set(max(0.0, time.time() - newest))
 
 
+def _recently_fetched(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+    try:
+        polled = consumer.last_poll_timestamp(tp)
+    except AssertionError:  # no longer assigned
+        return False
+    return polled is not None and time.time() - polled / 1000 <= FRESH_HIGHWATER_SECONDS
+
+
 class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
     """aiokafka awaits these before fetching for newly assigned partitions."""
 
@@ -263,12 +274,3 @@ class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._processor.assign(
             {tp.partition for tp in assigned if tp.topic == HEARTBEATS.name}
         )
-
-
-def _beat(heartbeat: Heartbeat, received: float) -> Beat:
-    return Beat(
-        seq=heartbeat.seq,
-        received_at=received,
-        learners=heartbeat.learners,
-        leaving=heartbeat.leaving,
-    )

@@ -1,6 +1,6 @@
 """Implausible learner counts, flagged (never rejected) so operators can check with the point."""
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from attendance.domain import Track
 
@@ -36,4 +36,6 @@ def flagged(before: Track, after: Track, expected: int, rules: QualityRules) -> 
         and after.last_seen - after.first_seen >= rules.frozen_after_seconds
     ):
         flags.add(FROZEN)
-    return replace(after, flags=frozenset(flags))
+    if flags == after.flags:
+        return after  # the usual case: no new object for flags that did not change
+    return after._replace(flags=frozenset(flags))

@@ -1,7 +1,7 @@
 """The tracks of one partition of `attendance.heartbeats`, its clock, and its deadlines."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from attendance.domain import (
     NEVER_CONNECTED,
@@ -22,8 +22,7 @@ LivenessOf = Callable[[str], Liveness]
 ExpectedOf = Callable[[str], int]
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """A track that changed; `visible` when downstream (the status topic) must hear of it."""
 
     key: TrackKey
@@ -87,12 +86,13 @@ class Tracker:
     def on_beat(self, key: TrackKey, beat: Beat) -> Change | None:
         """Apply one heartbeat; None when it changes nothing (a duplicate, an older one)."""
         self.clock.observe(beat.received_at)
-        before = self.track(*key)
-        moved = on_heartbeat(before, beat, self._liveness_of(key[0]))
-        after = flagged(before, moved, self._expected_of(key[1]), self._rules)
-        if after is before:
+        before = self._tracks.get(key, NEVER_CONNECTED)
+        liveness = self._liveness_of(key[0])
+        moved = on_heartbeat(before, beat, liveness)
+        if moved is before:
             return None
-        return Change(key, after, self._store(key, before, after))
+        after = flagged(before, moved, self._expected_of(key[1]), self._rules)
+        return Change(key, after, self._store(key, before, after, liveness))
 
     def on_time(self, wall: float, caught_up: bool) -> list[Change]:
         """Expire what the partition's clock says has been silent too long."""
@@ -102,11 +102,12 @@ class Tracker:
         changes = []
         for key in self._wheel.pop_due(now):
             before = self._tracks[key]
-            after = on_time(before, now, self._liveness_of(key[0]))
-            changes.append(Change(key, after, self._store(key, before, after)))
+            liveness = self._liveness_of(key[0])
+            after = on_time(before, now, liveness)
+            changes.append(Change(key, after, self._store(key, before, after, liveness)))
         return changes
 
-    def _store(self, key: TrackKey, before: Track, after: Track) -> bool:
+    def _store(self, key: TrackKey, before: Track, after: Track, liveness: Liveness) -> bool:
         self._tracks[key] = after
-        self._wheel.schedule(key, deadline(after, self._liveness_of(key[0])))
+        self._wheel.schedule(key, deadline(after, liveness))
         return is_visible_change(before, after)
