@@ -99,6 +99,7 @@ from registration.divisions import provinces
 from registration.official import as_csv, official_points
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals
+from reporting.records import decode_point, decode_status
 
 BENCHES = ("rebuild", "freshness")
 ROUNDTRIP = Topic("bench.roundtrip", 1, key="sample number")
@@ -461,11 +462,11 @@ def fold(records: Sequence[Record3], decode_only: bool = False) -> LiveTotals:
             if not decode_only:
                 live.put_session(session, at)
         elif topic == REGISTRY_POINTS.name:
-            point = decode(PointRegistration, value)
+            point = decode_point(value)
             if not decode_only:
                 live.put_point(point, at)
         else:
-            status = decode(PointStatus, value)
+            status = decode_status(value)
             if not decode_only:
                 live.put_status(status, status.last_heartbeat_at or status.since)
     return live
@@ -528,11 +529,10 @@ def fold_with_incidents(records: Sequence[Record3], tick_every: int = 5_000) -> 
         if topic == REGISTRY_SESSIONS.name:
             live.put_session(decode(SessionSchedule, value), now)
         elif topic == REGISTRY_POINTS.name:
-            live.put_point(decode(PointRegistration, value), now)
+            live.put_point(decode_point(value), now)
         else:
-            status = decode(PointStatus, value)
-            before = live.statuses.get((status.session_code, status.point_code))
-            live.put_status(status, status.last_heartbeat_at or status.since)
+            status = decode_status(value)
+            before = live.put_status(status, status.last_heartbeat_at or status.since)
             point = live.registry.points[status.point_code]
             if status.state is PointState.DISCONNECTED and (
                 before is None or before.state in PRESENT

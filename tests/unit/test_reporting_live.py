@@ -6,15 +6,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.events import (
-    Channel,
-    Level,
-    PointRegistration,
-    PointState,
-    PointStatus,
-    SessionSchedule,
-)
+from contracts.events import Channel, Level, PointState, SessionSchedule
 from reporting.live import LiveTotals, totals_of
+from reporting.records import PointRecord, StatusRecord
 
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 SESSIONS = {
@@ -28,8 +22,8 @@ PROVINCES = ("01", "38", "79")
 
 def point(
     code: str, province: int, channel: int, courses: tuple[str, ...], active: bool, expected: int
-) -> PointRegistration:
-    return PointRegistration(
+) -> PointRecord:
+    return PointRecord(
         code=code,
         name=code,
         level=Level.COMMUNE,
@@ -41,8 +35,8 @@ def point(
     )
 
 
-def status(session: str, code: str, state: PointState, learners: int) -> PointStatus:
-    return PointStatus(
+def status(session: str, code: str, state: PointState, learners: int) -> StatusRecord:
+    return StatusRecord(
         session_code=session, point_code=code, state=state, learners=learners, since=NOW
     )
 
@@ -84,7 +78,7 @@ def recomputed(live: LiveTotals, session_code: str) -> dict[str, int]:
     for p in live.registry.points.values():
         if not p.active or session.course_code not in p.courses:
             continue
-        s = live.statuses.get((session_code, p.code))
+        s = live.status(session_code, p.code)
         state = s.state if s else PointState.NEVER_CONNECTED
         counts["registered"] += 1
         counts[state.value] += 1
@@ -94,6 +88,17 @@ def recomputed(live: LiveTotals, session_code: str) -> dict[str, int]:
     return counts
 
 
+def put(live: LiveTotals, kind: str, record: object, defer: bool = False) -> None:
+    if kind == "point":
+        live.put_point(record, NOW, defer=defer)  # type: ignore[arg-type]
+    elif kind == "remove":
+        live.remove_point(record, NOW, defer=defer)  # type: ignore[arg-type]
+    elif kind == "session":
+        live.put_session(record, NOW, defer=defer)  # type: ignore[arg-type]
+    else:
+        live.put_status(record, NOW, defer=defer)  # type: ignore[arg-type]
+
+
 @settings(max_examples=300)
 @given(records)
 def test_incremental_totals_equal_a_recomputation_after_every_record(
@@ -101,14 +106,7 @@ def test_incremental_totals_equal_a_recomputation_after_every_record(
 ) -> None:
     live = LiveTotals()
     for kind, record in events:
-        if kind == "point":
-            live.put_point(record, NOW)  # type: ignore[arg-type]
-        elif kind == "remove":
-            live.remove_point(record, NOW)  # type: ignore[arg-type]
-        elif kind == "session":
-            live.put_session(record, NOW)  # type: ignore[arg-type]
-        else:
-            live.put_status(record, NOW)  # type: ignore[arg-type]
+        put(live, kind, record)
         for code, view in live.sessions.items():
             totals = totals_of(code, view, NOW)
             expected = recomputed(live, code)
@@ -158,3 +156,30 @@ def test_peaks_keep_their_time() -> None:
     totals = totals_of("S1", live.sessions["S1"], NOW)
     assert (totals.connected, totals.peak_connected, totals.peak_connected_at) == (2, 3, later)
     assert (totals.peak_learners, totals.peak_learners_at) == (60, later)
+
+
+def tallies(live: LiveTotals) -> dict[str, object]:
+    """Everything a session's totals count, without the peaks (history, not state)."""
+    return {
+        code: totals_of(code, view, NOW).model_dump(
+            exclude={"peak_connected", "peak_connected_at", "peak_learners", "peak_learners_at"}
+        )
+        for code, view in live.sessions.items()
+    }
+
+
+@settings(max_examples=300)
+@given(records, st.lists(st.booleans(), min_size=60, max_size=60), st.sets(st.integers(0, 59)))
+def test_deferred_records_settle_to_the_incremental_totals(
+    events: list[tuple[str, object]], deferred: list[bool], settles: set[int]
+) -> None:
+    """Records stored while catching up (some deferred, some not, settled now and then) end in
+    the same totals as folding each one in."""
+    incremental, catching_up = LiveTotals(), LiveTotals()
+    for number, (kind, record) in enumerate(events):
+        put(incremental, kind, record)
+        put(catching_up, kind, record, defer=deferred[number])
+        if number in settles:
+            catching_up.settle()
+    catching_up.settle()
+    assert tallies(catching_up) == tallies(incremental)

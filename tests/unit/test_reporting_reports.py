@@ -4,34 +4,27 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
-from contracts.events import (
-    Channel,
-    Level,
-    PointRegistration,
-    PointState,
-    PointStatus,
-    SessionSchedule,
-)
+from contracts.events import Channel, Level, PointState, SessionSchedule
+from reporting.records import PointRecord, StatusRecord
 from reporting.reports import as_csv, by_province, course_lines, point_line
 
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 SESSION = SessionSchedule(
     code="S1", course_code="C1", starts_at=START, ends_at=START + timedelta(hours=1)
 )
-POINT = PointRegistration(
+POINT = PointRecord(
     code="P1",
     name="=cmd|' /C calc'!A0",
     level=Level.WARD,
     channel=Channel.TEAMS,
     province_code="01",
-    unit_code="00004",
     expected_learners=30,
     courses=("C1",),
 )
 
 
 def test_a_present_point_accrues_until_the_end_of_the_session() -> None:
-    status = PointStatus(
+    status = StatusRecord(
         session_code="S1",
         point_code="P1",
         state=PointState.CONNECTED,
@@ -72,7 +65,7 @@ def test_a_course_adds_up_its_sessions() -> None:
         starts_at=START + timedelta(hours=4),
         ends_at=START + timedelta(hours=5),
     )
-    morning_status = PointStatus(
+    morning_status = StatusRecord(
         session_code="S1",
         point_code="P1",
         state=PointState.DISCONNECTED,

@@ -10,11 +10,13 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CollectorRegistry
 
 from contracts.codec import ContractError, decode, encode
-from contracts.events import PointRegistration, PointState, PointStatus, SessionSchedule, Totals
+from contracts.events import PointState, SessionSchedule, Totals
 from contracts.topics import (
     POINT_STATUS,
     REGISTRY_POINTS,
@@ -23,13 +25,15 @@ from contracts.topics import (
     session_key,
 )
 from reporting.api import reporting_router
+from reporting.catchup import CatchUp
 from reporting.config import Settings
 from reporting.incidents import IncidentDetector
 from reporting.live import PRESENT, LiveTotals, totals_of
 from reporting.metrics import TotalsCollector
+from reporting.records import StatusRecord, decode_point, decode_status
 from reporting.timeline import TimelineSample, make_engine, peaks_of, save
 from servicekit.http import service_app
-from servicekit.kafka import DeadLetters, Record, make_broker, records_of, subscribe_whole
+from servicekit.kafka import DeadLetters, Record, make_broker, records_of, undecoded
 
 log = logging.getLogger(__name__)
 settings = Settings()
@@ -44,40 +48,73 @@ to_totals = broker.publisher(TOTALS.name, schema=Totals, title="to_reporting_tot
 STATIC = Path(__file__).parent / "static"
 
 
-@subscribe_whole(broker, REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, title="on_registry")
+# Batches of at most 500 records: a rebuild keeps a record per point, and a smaller batch
+# leaves fewer transient objects (raw records, their bytes) between those kept, so the heap
+# does not stay fragmented at twice the size of what it holds (RSS 1.5 KB a point against
+# 0.9 KB in the 100,000-point rebuild, at the same CPU time).
+BATCH_RECORDS = 500
+
+
+def subscribe_table(*topics: str, title: str) -> BatchSubscriber:
+    """`servicekit.kafka.subscribe_whole`'s subscriber (whole topics from the beginning,
+    outside any consumer group, records left undecoded) in batches of `BATCH_RECORDS`."""
+    return broker.subscriber(
+        *topics,
+        batch=True,
+        max_records=BATCH_RECORDS,
+        group_id=None,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.ACK_FIRST,
+        decoder=undecoded,
+        title=title,
+    )
+
+
+registry_in = subscribe_table(REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, title="on_registry")
+statuses_in = subscribe_table(POINT_STATUS.name, title="on_point_status")
+registry_catch_up, statuses_catch_up = CatchUp(), CatchUp()
+
+
+@registry_in
 async def on_registry(message: KafkaMessage) -> None:
+    defer = await registry_catch_up.behind(message.consumer)
+    now = datetime.now(UTC)
     for record in records_of(message):
         try:
-            _apply_registry(record, datetime.now(UTC))
+            _apply_registry(record, now, defer)
         except ContractError as error:
             await dead_letters.park(record, error)
+    if not defer:
+        live.settle()
 
 
-@subscribe_whole(broker, POINT_STATUS.name, title="on_point_status")
+@statuses_in
 async def on_point_status(message: KafkaMessage) -> None:
+    defer = await statuses_catch_up.behind(message.consumer)
     for record in records_of(message):
         try:
-            status = decode(PointStatus, record.value)
+            status = decode_status(record.value)
         except ContractError as error:
             await dead_letters.park(record, error)
             continue
-        before = live.statuses.get((status.session_code, status.point_code))
-        live.put_status(status, status.last_heartbeat_at or status.since)
+        before = live.put_status(status, status.last_heartbeat_at or status.since, defer=defer)
         _watch_for_incidents(before, status)
+    if not defer:
+        live.settle()
 
 
-def _apply_registry(record: Record, now: datetime) -> None:
+def _apply_registry(record: Record, now: datetime, defer: bool) -> None:
     code = (record.key or b"").decode(errors="replace")
     if record.topic == REGISTRY_POINTS.name:
         if record.value is None:
-            live.remove_point(code, now)
+            live.remove_point(code, now, defer=defer)
         else:
-            live.put_point(decode(PointRegistration, record.value), now)
+            live.put_point(decode_point(record.value), now, defer=defer)
     elif record.value is None:
         live.remove_session(code)
     else:
         session = decode(SessionSchedule, record.value)
-        live.put_session(session, now)
+        live.put_session(session, now, defer=defer)
         _restore_peaks(session.code)
 
 
@@ -93,17 +130,17 @@ def _restore_peaks(session_code: str) -> None:
     view.peak_learners.value = max(view.peak_learners.value, learners)
 
 
-def _watch_for_incidents(before: PointStatus | None, after: PointStatus) -> None:
-    point = live.registry.points.get(after.point_code)
-    if point is None:
-        return
+def _watch_for_incidents(before: StatusRecord | None, after: StatusRecord) -> None:
     if after.state is PointState.DISCONNECTED and (before is None or before.state in PRESENT):
+        point = live.registry.points.get(after.point_code)
+        if point is None:
+            return
         groups = [
             (after.session_code, "province", point.province_code or "--"),
             (after.session_code, "channel", point.channel.value),
         ]
         detector.dropped(after.session_code, after.point_code, groups, after.since)
-    elif after.state in PRESENT:
+    elif after.state in PRESENT and before is not None:  # a first status has no drop to end
         detector.back(after.session_code, after.point_code)
 
 

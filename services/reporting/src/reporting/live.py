@@ -1,34 +1,31 @@
 """Live totals of every session (DESIGN §5), kept current as records arrive.
 
-Each (session, point) contributes to its session's tallies; when a status or a registration
-changes, the old contribution is taken out and the new one put in. Totals are therefore a
-function of the latest record per key (a replayed record changes nothing), and the invariants
-hold after every record: the states add up to `registered`, learners present to the sum over
-present points. Pure: no Kafka, HTTP or database here.
+What a (session, point) adds to its session's tallies is a pure function of the session, the
+point's registration and its latest status. When a record replaces one of those, the old
+contribution is taken out and the new one put in, so totals are a function of the latest record
+per key (a replayed record changes nothing) and the invariants hold after every record: the
+states add up to `registered`, learners present to the sum over present points.
+
+Reading the compacted topics after a restart brings a whole table at once. Folding it record by
+record would pay that bookkeeping per record; instead the records are stored (`defer=True`) and
+`settle` computes each touched session once from what is stored. Pure: no Kafka, HTTP or
+database here.
 """
 
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple, TypeVar
 
-from contracts.events import (
-    Counts,
-    PointRegistration,
-    PointState,
-    PointStatus,
-    SessionSchedule,
-    Totals,
-)
-from contracts.registry import RegistryTable
+from contracts.events import Channel, Counts, Level, PointState, SessionSchedule, Totals
+from reporting.records import PointRecord, StatusRecord
 
-Key = tuple[str, str]  # (session code, point code)
 PRESENT = (PointState.CONNECTED, PointState.LATE)
 NO_PROVINCE = "--"
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Contribution:
+class Contribution(NamedTuple):
     """What one point adds to one session's totals."""
 
     province: str
@@ -39,18 +36,40 @@ class Contribution:
     learners_expected: int
 
 
-@dataclass
+def contribution(
+    session: SessionSchedule, point: PointRecord | None, status: StatusRecord | None
+) -> Contribution | None:
+    """None when the point does not count in the session (unknown, inactive or not enrolled)."""
+    if point is None or not point.active or session.course_code not in point.courses:
+        return None
+    state = PointState.NEVER_CONNECTED if status is None else status.state
+    present = status.learners if status is not None and state in PRESENT else 0
+    return Contribution(
+        point.province_code or NO_PROVINCE,
+        point.channel.value,
+        point.level.value,
+        state,
+        present,
+        point.expected_learners,
+    )
+
+
+def _no_states() -> dict[PointState, int]:
+    return dict.fromkeys(PointState, 0)
+
+
+@dataclass(slots=True)
 class Tally:
     registered: int = 0
-    states: Counter[PointState] = field(default_factory=Counter)
+    states: dict[PointState, int] = field(default_factory=_no_states)
     learners_present: int = 0
     learners_expected: int = 0
 
-    def apply(self, c: Contribution, sign: int) -> None:
-        self.registered += sign
-        self.states[c.state] += sign
-        self.learners_present += sign * c.learners_present
-        self.learners_expected += sign * c.learners_expected
+    def add(self, state: PointState, points: int, present: int, expected: int) -> None:
+        self.registered += points
+        self.states[state] += points
+        self.learners_present += present
+        self.learners_expected += expected
 
     @property
     def connected(self) -> int:
@@ -89,115 +108,225 @@ class SessionView:
     version: int = 0
 
     def apply(self, c: Contribution, sign: int) -> None:
-        self.overall.apply(c, sign)
+        self.add(
+            c.province,
+            c.channel,
+            c.level,
+            c.state,
+            sign,
+            sign * c.learners_present,
+            sign * c.learners_expected,
+        )
+
+    def add(
+        self,
+        province: str,
+        channel: str,
+        level: str,
+        state: PointState,
+        points: int,
+        present: int,
+        expected: int,
+    ) -> None:
+        """`points` points of one kind and state, with their learners (all negative to remove)."""
+        self.overall.add(state, points, present, expected)
         for breakdown, label in (
-            (self.provinces, c.province),
-            (self.channels, c.channel),
-            (self.levels, c.level),
+            (self.provinces, province),
+            (self.channels, channel),
+            (self.levels, level),
         ):
             tally = breakdown.get(label)
             if tally is None:
                 tally = breakdown[label] = Tally()
-            tally.apply(c, sign)
+            tally.add(state, points, present, expected)
+
+    def swap(self, before: Contribution | None, after: Contribution | None) -> bool:
+        """Replace one point's contribution; whether anything changed."""
+        if before == after:
+            return False
+        if before is not None:
+            self.apply(before, -1)
+        if after is not None:
+            self.apply(after, +1)
         self.version += 1
+        return True
+
+    def reset(self, groups: "Groups") -> None:
+        """The tallies of exactly these points (peaks are history and stay)."""
+        self.overall = Tally()
+        self.provinces, self.channels, self.levels = {}, {}, {}
+        for (province, channel, level, state), (points, present, expected) in groups.items():
+            self.add(province, channel.value, level.value, state, points, present, expected)
+        self.version += 1
+
+    def offer_peaks(self, at: datetime) -> None:
+        self.peak_connected.offer(self.overall.connected, at)
+        self.peak_learners.offer(self.overall.learners_present, at)
+
+
+# Points grouped by what they count towards: (province, channel, level, state) ->
+# [points, learners present, learners expected].
+Groups = dict[tuple[str, Channel, Level, PointState], list[int]]
+
+
+def grouped(
+    session: SessionSchedule, points: Iterable[PointRecord], statuses: dict[str, StatusRecord]
+) -> Groups:
+    """What the points add to the session, summed by kind: `contribution` for a whole table,
+    in one pass with no object per point."""
+    course, groups = session.course_code, Groups()
+    never = PointState.NEVER_CONNECTED
+    for point in points:
+        if not point.active or course not in point.courses:
+            continue
+        status = statuses.get(point.code)
+        state = never if status is None else status.state
+        present = status.learners if status is not None and state in PRESENT else 0
+        key = (point.province_code or NO_PROVINCE, point.channel, point.level, state)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [1, present, point.expected_learners]
+        else:
+            group[0] += 1
+            group[1] += present
+            group[2] += point.expected_learners
+    return groups
+
+
+@dataclass
+class Registry:
+    """The latest record per key of `registry.points` and `registry.sessions`."""
+
+    points: dict[str, PointRecord] = field(default_factory=dict)
+    sessions: dict[str, SessionSchedule] = field(default_factory=dict)
 
 
 class LiveTotals:
     def __init__(self) -> None:
-        self.registry = RegistryTable()
-        self.statuses: dict[Key, PointStatus] = {}
+        self.registry = Registry()
         self.sessions: dict[str, SessionView] = {}
-        self._contributions: dict[Key, Contribution] = {}
+        # session code -> point code -> latest status; nested so the keys are shared strings
+        self._statuses: dict[str, dict[str, StatusRecord]] = {}
+        self._sessions_of: dict[str, list[str]] = {}  # course code -> its session codes
+        # Sessions whose tallies wait for `settle`, and the latest time a record brought.
+        self._stale: set[str] = set()
+        self._stale_at: datetime | None = None
+        # Province codes, course lists and session codes repeat in every record: one copy each.
+        self._shared: dict[object, object] = {}
 
     # --- records in ----------------------------------------------------------------------------
 
-    def put_point(self, point: PointRegistration, at: datetime) -> None:
+    def put_point(self, point: PointRecord, at: datetime, *, defer: bool = False) -> None:
+        point.province_code = self._share(point.province_code)
+        point.courses = self._share(point.courses)
         old = self.registry.points.get(point.code)
-        self.registry.put_point(point)
-        self._refresh_point(point.code, old, at)
+        self.registry.points[point.code] = point
+        self._point_changed(point.code, old, point, at, defer)
 
-    def remove_point(self, code: str, at: datetime) -> None:
-        old = self.registry.points.get(code)
-        self.registry.remove_point(code)
-        self._refresh_point(code, old, at)
+    def remove_point(self, code: str, at: datetime, *, defer: bool = False) -> None:
+        old = self.registry.points.pop(code, None)
+        self._point_changed(code, old, None, at, defer)
 
-    def put_session(self, session: SessionSchedule, at: datetime) -> None:
-        self.registry.put_session(session)
+    def put_session(self, session: SessionSchedule, at: datetime, *, defer: bool = False) -> None:
+        self.registry.sessions[session.code] = session
         self.sessions.setdefault(session.code, SessionView())
-        for point in self.registry.points.values():
-            self._refresh((session.code, point.code), at)
+        self._index_courses()
+        self._mark_stale(session.code, at)
+        if not defer:
+            self.settle()
 
     def remove_session(self, code: str) -> None:
         self.registry.sessions.pop(code, None)
         self.sessions.pop(code, None)
-        for key in [k for k in self._contributions if k[0] == code]:
-            del self._contributions[key]
+        self._index_courses()
+        self._stale.discard(code)
 
-    def put_status(self, status: PointStatus, at: datetime) -> None:
-        key = (status.session_code, status.point_code)
-        self.statuses[key] = status
-        self._refresh(key, at)
+    def put_status(
+        self, status: StatusRecord, at: datetime, *, defer: bool = False
+    ) -> StatusRecord | None:
+        """Store the point's latest status in its session; returns the one it replaces."""
+        session_code = status.session_code = self._share(status.session_code)
+        point = self.registry.points.get(status.point_code)
+        if point is not None:
+            status.point_code = point.code
+        statuses = self._statuses.get(session_code)
+        if statuses is None:
+            statuses = self._statuses[session_code] = {}
+        old = statuses.get(status.point_code)
+        statuses[status.point_code] = status
+        if defer or session_code in self._stale:
+            self._mark_stale(session_code, at)
+            return old
+        session, view = self.registry.sessions.get(session_code), self.sessions.get(session_code)
+        if session is None or view is None:
+            return old
+        if view.swap(contribution(session, point, old), contribution(session, point, status)):
+            view.offer_peaks(at)
+        return old
+
+    def settle(self) -> None:
+        """Compute every session whose records were stored without folding them."""
+        for code in self._stale:
+            session, view = self.registry.sessions.get(code), self.sessions.get(code)
+            if session is not None and view is not None:
+                view.reset(
+                    grouped(session, self.registry.points.values(), self._statuses.get(code, {}))
+                )
+                if self._stale_at is not None:
+                    view.offer_peaks(self._stale_at)
+        self._stale.clear()
+        self._stale_at = None
 
     # --- views ---------------------------------------------------------------------------------
 
     def view(self, session_code: str) -> SessionView | None:
         return self.sessions.get(session_code)
 
-    def enrolled(self, session_code: str) -> Iterator[tuple[PointRegistration, PointStatus | None]]:
-        for session, point_code in self._contributions:
-            if session == session_code:
-                yield self.registry.points[point_code], self.statuses.get((session, point_code))
+    def status(self, session_code: str, point_code: str) -> StatusRecord | None:
+        return self._statuses.get(session_code, {}).get(point_code)
+
+    def enrolled(self, session_code: str) -> Iterator[tuple[PointRecord, StatusRecord | None]]:
+        """The points that count in the session, with their latest status in it."""
+        session = self.registry.sessions.get(session_code)
+        if session is None:
+            return
+        statuses = self._statuses.get(session_code, {})
+        for point in self.registry.points.values():
+            if point.active and session.course_code in point.courses:
+                yield point, statuses.get(point.code)
 
     # --- bookkeeping ---------------------------------------------------------------------------
 
-    def _refresh_point(self, code: str, old: PointRegistration | None, at: datetime) -> None:
-        courses = set(old.courses if old else ()) | set(self._courses_of(code))
+    def _point_changed(
+        self,
+        code: str,
+        old: PointRecord | None,
+        new: PointRecord | None,
+        at: datetime,
+        defer: bool,
+    ) -> None:
+        courses = (old.courses if old else ()) + (new.courses if new else ())
+        for session_code in {s for course in courses for s in self._sessions_of.get(course, ())}:
+            if defer or session_code in self._stale:
+                self._mark_stale(session_code, at)
+                continue
+            session, view = self.registry.sessions[session_code], self.sessions[session_code]
+            status = self.status(session_code, code)
+            if view.swap(contribution(session, old, status), contribution(session, new, status)):
+                view.offer_peaks(at)
+
+    def _index_courses(self) -> None:
+        self._sessions_of = {}
         for session in self.registry.sessions.values():
-            if session.course_code in courses:
-                self._refresh((session.code, code), at)
+            self._sessions_of.setdefault(session.course_code, []).append(session.code)
 
-    def _courses_of(self, code: str) -> tuple[str, ...]:
-        point = self.registry.points.get(code)
-        return point.courses if point else ()
+    def _mark_stale(self, session_code: str, at: datetime) -> None:
+        self._stale.add(session_code)
+        if self._stale_at is None or at > self._stale_at:
+            self._stale_at = at
 
-    def _refresh(self, key: Key, at: datetime | None) -> None:
-        """Replace what (session, point) adds to its session with what it adds now."""
-        view = self.sessions.get(key[0])
-        if view is None:
-            return
-        before = self._contributions.pop(key, None)
-        after = self._contribution(key)
-        if before == after:
-            if after is not None:
-                self._contributions[key] = after
-            return
-        if before is not None:
-            view.apply(before, -1)
-        if after is not None:
-            view.apply(after, +1)
-            self._contributions[key] = after
-        if at is not None:
-            view.peak_connected.offer(view.overall.connected, at)
-            view.peak_learners.offer(view.overall.learners_present, at)
-
-    def _contribution(self, key: Key) -> Contribution | None:
-        session = self.registry.sessions.get(key[0])
-        point = self.registry.points.get(key[1])
-        if session is None or point is None or not point.active:
-            return None
-        if session.course_code not in point.courses:
-            return None
-        status = self.statuses.get(key)
-        state = PointState.NEVER_CONNECTED if status is None else status.state
-        present = status.learners if status is not None and state in PRESENT else 0
-        return Contribution(
-            province=point.province_code or NO_PROVINCE,
-            channel=point.channel.value,
-            level=point.level.value,
-            state=state,
-            learners_present=present,
-            learners_expected=point.expected_learners,
-        )
+    def _share(self, value: T) -> T:
+        return self._shared.setdefault(value, value)  # type: ignore[return-value]
 
 
 def totals_of(session_code: str, view: SessionView, as_of: datetime) -> Totals:

@@ -10,7 +10,8 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 
-from contracts.events import PointRegistration, PointState, PointStatus, SessionSchedule
+from contracts.events import PointState, SessionSchedule
+from reporting.records import PointRecord, StatusRecord
 from servicekit.spreadsheets import spreadsheet_safe
 
 PRESENT = (PointState.CONNECTED, PointState.LATE)
@@ -46,7 +47,7 @@ class ProvinceLine:
 
 
 def point_line(
-    point: PointRegistration, status: PointStatus | None, session: SessionSchedule, now: datetime
+    point: PointRecord, status: StatusRecord | None, session: SessionSchedule, now: datetime
 ) -> PointLine:
     end = min(now, session.ends_at)
     present, learner_seconds = 0.0, 0.0
