@@ -12,6 +12,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import FAKE_CONSUMER
+from faststream.kafka.message import KafkaMessage as BatchMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CollectorRegistry
 
@@ -57,7 +59,8 @@ BATCH_RECORDS = 500
 
 def subscribe_table(*topics: str, title: str) -> BatchSubscriber:
     """`servicekit.kafka.subscribe_whole`'s subscriber (whole topics from the beginning,
-    outside any consumer group, records left undecoded) in batches of `BATCH_RECORDS`."""
+    outside any consumer group, records left undecoded) in batches of `BATCH_RECORDS`, the
+    records passed as they are."""
     return broker.subscriber(
         *topics,
         batch=True,
@@ -65,8 +68,21 @@ def subscribe_table(*topics: str, title: str) -> BatchSubscriber:
         group_id=None,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.ACK_FIRST,
+        parser=as_batch,
         decoder=undecoded,
         title=title,
+    )
+
+
+async def as_batch(records: tuple[Record, ...], _: object) -> BatchMessage:
+    """The batch as a message, without FastStream's parser: it turns every record's headers
+    into a dict, which these handlers never read, for a tenth of a rebuild's time."""
+    first, last = records[0], records[-1]
+    return BatchMessage(
+        records,
+        b"",
+        message_id=f"{first.offset}-{last.offset}-{first.timestamp}",
+        consumer=FAKE_CONSUMER,
     )
 
 
@@ -77,7 +93,7 @@ registry_catch_up, statuses_catch_up = CatchUp(), CatchUp()
 
 @registry_in
 async def on_registry(message: KafkaMessage) -> None:
-    defer = await registry_catch_up.behind(message.consumer)
+    defer = await registry_catch_up.behind(registry_in.consumer)
     now = datetime.now(UTC)
     for record in records_of(message):
         try:
@@ -90,7 +106,7 @@ async def on_registry(message: KafkaMessage) -> None:
 
 @statuses_in
 async def on_point_status(message: KafkaMessage) -> None:
-    defer = await statuses_catch_up.behind(message.consumer)
+    defer = await statuses_catch_up.behind(statuses_in.consumer)
     for record in records_of(message):
         try:
             status = decode_status(record.value)

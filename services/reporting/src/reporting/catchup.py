@@ -6,7 +6,6 @@ totals once at the end (`LiveTotals.settle`) instead of folding each one in.
 
 import ctypes
 import ctypes.util
-import gc
 from typing import Any
 
 
@@ -36,7 +35,6 @@ class CatchUp:
 def release_memory() -> None:
     """Hand back to the system the memory a load's transient objects (fetched batches, raw
     records) left free between the records kept: without it the process stays at its peak."""
-    gc.collect()
     libc = ctypes.util.find_library("c")
     if libc is not None:
         trim = getattr(ctypes.CDLL(libc), "malloc_trim", None)  # glibc only
