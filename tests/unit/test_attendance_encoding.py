@@ -1,16 +1,16 @@
 """The processor's msgspec records read and write exactly what the pydantic contracts do."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from attendance.domain import Track
-from attendance.encoding import heartbeat_of, restored, snapshot, status
+from attendance.encoding import heartbeat_of, heartbeat_record, restored, snapshot, status
 from contracts.codec import ContractError, decode, encode
-from contracts.events import Heartbeat, PointState, PointStatus
+from contracts.events import Heartbeat, LinkQuality, PointState, PointStatus
 
 NOW = datetime(2026, 11, 23, 8, 0, 0, 250_000, tzinfo=UTC)
 BEAT = Heartbeat(
@@ -99,3 +99,31 @@ def test_statuses_are_the_contracts_point_status(track: Track) -> None:
     assert parsed.flags == tuple(sorted(track.flags))
     # Field for field and in the contract's order: what pydantic would have written.
     assert list(json.loads(data)) == list(parsed.model_dump())
+
+
+@pytest.mark.parametrize(
+    "beat",
+    [
+        BEAT,
+        BEAT.model_copy(
+            update={
+                "sent_at": datetime(2026, 11, 23, 15, 0, tzinfo=timezone(timedelta(hours=7))),
+                "link": LinkQuality(bitrate_kbps=1500.5, rtt_ms=20),
+                "leaving": True,
+            }
+        ),
+    ],
+)
+def test_accepted_heartbeats_are_written_as_the_contract_writes_them(beat: Heartbeat) -> None:
+    link = None if beat.link is None else beat.link.model_dump()
+    data = heartbeat_record(
+        beat.point_code,
+        beat.session_code,
+        beat.seq,
+        beat.sent_at,
+        beat.received_at,
+        beat.learners,
+        link,
+        beat.leaving,
+    )
+    assert data == encode(beat)

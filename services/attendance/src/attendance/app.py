@@ -65,7 +65,8 @@ def expected_of(point_code: str) -> int:
     return 0 if point is None else point.expected_learners
 
 
-to_heartbeats = broker.publisher(HEARTBEATS.name, schema=Heartbeat, title="to_heartbeats")
+# Declared for the AsyncAPI document; ingest sends through the same producer directly.
+broker.publisher(HEARTBEATS.name, schema=Heartbeat, title="to_heartbeats")
 # Declared for the AsyncAPI document; the processor sends through the same producer directly.
 broker.publisher(POINT_STATUS.name, schema=PointStatus, title="to_point_status")
 broker.publisher(STATE_CHANGELOG.name, title="to_state_changelog")
@@ -136,4 +137,5 @@ app = service_app(
     on_body_refused=ingest_metrics(metrics).body_refused,
 )
 if settings.ingest:
+    to_heartbeats = RawPublisher(broker, HEARTBEATS.name)
     app.include_router(ingest_router(registry, to_heartbeats, settings, metrics))

@@ -29,17 +29,17 @@ class LinkQuality(msgspec.Struct, frozen=True):
     rtt_ms: NonNegative | None = None
 
 
-class HeartbeatRecord(msgspec.Struct, frozen=True):
-    """`contracts.events.Heartbeat`, checked the same way; the processor keeps only the beat."""
+class HeartbeatRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """`contracts.events.Heartbeat`, checked the same way, fields in the same order."""
 
+    event_type: Literal["attendance.heartbeat"] = "attendance.heartbeat"
+    schema_version: Literal[1] = 1
     point_code: Code
     session_code: Code
     seq: Annotated[int, msgspec.Meta(ge=0)]
     sent_at: Moment
     received_at: Moment
     learners: Count
-    event_type: Literal["attendance.heartbeat"] = "attendance.heartbeat"
-    schema_version: Literal[1] = 1
     link: LinkQuality | None = None
     leaving: bool = False
 
@@ -97,6 +97,36 @@ def heartbeat_of(data: bytes | None) -> tuple[tuple[str, str], Beat]:
     beat = _decode(_heartbeats, data, "Heartbeat")
     return (sys.intern(beat.session_code), beat.point_code), Beat(
         beat.seq, beat.received_at.timestamp(), beat.learners, beat.leaving
+    )
+
+
+def json_bytes(value: object) -> bytes:
+    """JSON of plain values (dicts, lists, numbers, strings, datetimes) in one call."""
+    return _encoder.encode(value)
+
+
+def heartbeat_record(
+    point_code: str,
+    session_code: str,
+    seq: int,
+    sent_at: datetime,
+    received_at: datetime,
+    learners: int,
+    link: dict[str, float | None] | None,
+    leaving: bool,
+) -> bytes:
+    """The record of an accepted heartbeat, as `contracts.codec.encode` would write it."""
+    return _encoder.encode(
+        HeartbeatRecord(
+            point_code=point_code,
+            session_code=session_code,
+            seq=seq,
+            sent_at=sent_at,
+            received_at=received_at,
+            learners=learners,
+            link=None if link is None else LinkQuality(**link),
+            leaving=leaving,
+        )
     )
 
 

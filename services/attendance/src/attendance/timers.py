@@ -16,8 +16,8 @@ K = TypeVar("K", bound=Hashable)
 class DeadlineWheel(Generic[K]):
     def __init__(self, resolution: float = 0.1) -> None:
         self._resolution = resolution
+        # A key's slot follows from its deadline: no second table of them (memory per point).
         self._deadline: dict[K, float] = {}
-        self._slot_of: dict[K, int] = {}
         self._slots: dict[int, set[K]] = {}
         self._slot_heap: list[int] = []
 
@@ -29,9 +29,8 @@ class DeadlineWheel(Generic[K]):
         self.cancel(key)
         if at is None:
             return
-        slot = math.floor(at / self._resolution)
+        slot = self._slot(at)
         self._deadline[key] = at
-        self._slot_of[key] = slot
         members = self._slots.get(slot)
         if members is None:
             members = self._slots[slot] = set()
@@ -39,11 +38,10 @@ class DeadlineWheel(Generic[K]):
         members.add(key)
 
     def cancel(self, key: K) -> None:
-        slot = self._slot_of.pop(key, None)
-        if slot is None:
+        at = self._deadline.pop(key, None)
+        if at is None:
             return
-        del self._deadline[key]
-        self._slots[slot].discard(key)
+        self._slots[self._slot(at)].discard(key)
         # An emptied slot stays in the heap until `pop_due` reaches it: cheaper than a heap delete.
 
     def pop_due(self, now: float) -> list[K]:
@@ -56,7 +54,6 @@ class DeadlineWheel(Generic[K]):
             for key in ripe:
                 members.discard(key)
                 del self._deadline[key]
-                del self._slot_of[key]
             due.extend(ripe)
             if members:
                 break  # the rest of this slot lies in the future, and so does every later slot
@@ -66,3 +63,6 @@ class DeadlineWheel(Generic[K]):
 
     def deadline_of(self, key: K) -> float | None:
         return self._deadline.get(key)
+
+    def _slot(self, at: float) -> int:
+        return math.floor(at / self._resolution)
