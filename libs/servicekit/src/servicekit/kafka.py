@@ -26,13 +26,19 @@ Record: TypeAlias = ConsumerRecord[bytes | None, bytes | None]
 def make_broker(
     bootstrap_servers: str, *, client_id: str, registry: CollectorRegistry
 ) -> KafkaBroker:
-    """A broker whose publishes wait for every in-sync replica and are never duplicated by
-    retries, and whose subscribers commit offsets only after the handler returned."""
+    """A broker whose publishes wait for every in-sync replica and keep their order within a
+    partition, and whose subscribers commit offsets only after the handler returned."""
     return KafkaBroker(
         bootstrap_servers,
         client_id=client_id,
         acks="all",
-        enable_idempotence=True,
+        # Not idempotent: aiokafka (0.14) spends a sequence number on a batch it expires while
+        # its partition has no leader, so after a broker outage longer than the request timeout
+        # the broker refuses every later batch (OutOfOrderSequenceNumber) and the producer stops
+        # for good. Order holds without it (one batch in flight per partition); a retry may
+        # write a record twice, which every consumer here absorbs (heartbeats by seq, the
+        # compacted topics by key).
+        enable_idempotence=False,
         linger_ms=5,
         # A record batch per partition is sent at a time: aiokafka's 16 KiB default holds ~40
         # status records, and a handler's thousands then wait on round trips. Below the

@@ -54,7 +54,8 @@ class OutboxRelay:
             events = await asyncio.to_thread(pending_events, db, self._batch)
             if not events:
                 return 0
-            # Sent in id order by one idempotent producer: Kafka keeps that order within a key.
+            # Sent in id order by one producer, one batch in flight per partition: Kafka keeps
+            # that order within a key.
             pending = [
                 await self._broker.publish(e.payload, topic=e.topic, key=e.key, no_confirm=True)
                 for e in events
