@@ -75,6 +75,14 @@ def test_only_state_and_learners_are_visible_changes() -> None:
     assert is_visible_change(same, on_beat(same, Beat(seq=3, received_at=110.0, learners=24)))
 
 
+def test_a_reconnect_within_one_heartbeat_is_a_visible_change() -> None:
+    # The clock was held back (broker away): the silence is only seen with the next heartbeat.
+    track = on_beat(NEVER_CONNECTED, Beat(seq=1, received_at=100.0, learners=25))
+    back = on_heartbeat(track, Beat(seq=2, received_at=150.0, learners=25), LIVENESS)
+    assert (back.state, back.reconnects) == (PointState.CONNECTED, 1)
+    assert is_visible_change(track, back)
+
+
 # A heartbeat arriving `gap` seconds after the previous event, with a sequence number that may
 # repeat or go backwards (duplicates, reordering), a learner count and maybe the leaving flag.
 events = st.lists(

@@ -128,10 +128,15 @@ def deadline(track: Track, liveness: Liveness) -> float | None:
 
 
 def is_visible_change(before: Track, after: Track) -> bool:
-    """Whether downstream must hear of it: state, learner count and quality flags."""
+    """Whether downstream must hear of it: state, learner count, reconnects and quality flags.
+
+    Reconnects on their own too: a heartbeat after a silence the clock never expired (it was
+    held back, the broker being away) goes from connected to connected, one reconnect more.
+    """
     return (
         before.state is not after.state
         or before.learners != after.learners
+        or before.reconnects != after.reconnects
         or before.flags != after.flags
     )
 
