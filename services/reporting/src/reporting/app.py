@@ -1,6 +1,7 @@
 """Wiring of the reporting service: fold the compacted topics into live totals, serve them."""
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -251,3 +252,9 @@ app.mount("/static", StaticFiles(directory=STATIC), name="static")
 @app.get("/", include_in_schema=False)
 def dashboard() -> FileResponse:
     return FileResponse(STATIC / "index.html")
+
+
+# What start-up built (modules, classes, routes) lives as long as the process: out of the
+# garbage collector's sight, the full collections a rebuild triggers do not walk it each time
+# (0.1 to 0.3 s of CPU in a 100,000-point rebuild, of about 1.2 s).
+gc.freeze()
