@@ -37,6 +37,8 @@ def test_unknown_fields_are_ignored() -> None:
         encode(BEAT).replace(b'"schema_version":1', b'"schema_version":2'),
         encode(BEAT).replace(b"attendance.heartbeat", b"registry.point"),
         encode(BEAT).replace(b'"learners":12', b'"learners":-1'),
+        # Valid but for an unknown field of 100 KB: no writer of this system makes such a record.
+        encode(BEAT)[:-1] + b',"padding":"' + b"x" * 100_000 + b'"}',
     ],
 )
 def test_anything_else_is_a_contract_error(data: bytes | None) -> None:

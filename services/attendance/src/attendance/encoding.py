@@ -14,7 +14,7 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 
 from attendance.domain import Beat, Track
-from contracts.codec import ContractError
+from contracts.codec import ContractError, check_size
 from contracts.events import CODE_PATTERN, PointState
 
 Code = Annotated[str, msgspec.Meta(pattern=CODE_PATTERN)]
@@ -207,6 +207,7 @@ S = TypeVar("S")
 def _decode(decoder: msgspec.json.Decoder[S], data: bytes | None, what: str) -> S:
     if data is None:
         raise ContractError(f"empty record where a {what} was expected")
+    check_size(data, what)
     try:
         return decoder.decode(data)
     except msgspec.DecodeError as error:  # invalid JSON, or JSON that breaks the contract

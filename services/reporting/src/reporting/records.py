@@ -17,7 +17,7 @@ from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
-from contracts.codec import ContractError
+from contracts.codec import ContractError, check_size
 from contracts.events import Channel, Level, PointState
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
@@ -77,6 +77,7 @@ def decode_status(data: bytes | None) -> StatusRecord:
 def _decoded(decoder: msgspec.json.Decoder[R], contract: str, data: bytes | None) -> R:
     if data is None:
         raise ContractError(f"empty record where a {contract} was expected")
+    check_size(data, contract)
     try:
         return decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
