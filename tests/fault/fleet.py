@@ -1,0 +1,220 @@
+"""The services of one fault test as processes on a broker of the test's own, to be killed,
+stopped, paused and started again on the same ports; and points heartbeating through it all.
+
+Attendance runs split, as it scales in production: one ingest-only process and processor-only
+instances in one consumer group, so each half can be hurt on its own.
+"""
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devstack.kafka import Broker, default_cache_dir
+from devstack.services import ServiceProcess, free_port, start_in, wait_healthy
+from devstack.simulate import CoursePlan, SimulatedPoint, register_course, send_heartbeat
+from servicekit.provision import ensure_topics
+from tests.e2e.helpers import eventually
+
+# Liveness in seconds, so faults lasting a few seconds show as real silences.
+PLAN = CoursePlan(
+    points=24,
+    never_join=2,
+    heartbeat_interval_s=1.0,
+    late_after_s=3.0,
+    disconnected_after_s=6.0,
+)
+ROLES = {
+    "registration": ("registration", {}),
+    "ingest": ("attendance", {"ATTENDANCE_PROCESSOR": "false"}),
+    "reporting": ("reporting", {}),
+}
+
+
+def fault_plan(name: str, **changes: object) -> CoursePlan:
+    code = f"F{name.upper()}{os.getpid() % 1000}"
+    return replace(PLAN, course_code=code, session_code=f"{code}-S1", **changes)  # type: ignore[arg-type]
+
+
+class Fleet:
+    """Registration, one ingest, reporting and processor instances, each on a fixed port."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        root: Path,
+        *,
+        processor_env: dict[str, str] | None = None,
+        ingest_env: dict[str, str] | None = None,
+    ) -> None:
+        self.bootstrap, self.root = bootstrap, root
+        self.processor_env = processor_env or {}
+        self.ingest_env = ingest_env or {}
+        self.ports = {role: free_port() for role in ROLES}
+        self.services: dict[str, ServiceProcess] = {}
+        self._numbers = iter(range(1_000))
+
+    def url(self, role: str) -> str:
+        return f"http://127.0.0.1:{self.ports[role]}"
+
+    def start(self, role: str, *, wait: bool = True) -> ServiceProcess:
+        """Start (or start again) `role` on its port, with its own database and log."""
+        if role.startswith("processor"):
+            name, env = "attendance", self._processor_env(role)
+        else:
+            name, env = ROLES[role]
+            env = env | (self.ingest_env if role == "ingest" else {})
+        self.ports.setdefault(role, free_port())
+        service = start_in(
+            name,
+            bootstrap=self.bootstrap,
+            data_dir=self.root,
+            port=self.ports[role],
+            extra_env=env,
+        )
+        self.services[role] = service
+        if wait:
+            wait_healthy(service, timeout=90)
+        return service
+
+    def _processor_env(self, role: str) -> dict[str, str]:
+        return {
+            "ATTENDANCE_INGEST": "false",
+            "ATTENDANCE_DATABASE_URL": f"sqlite:///{self.root / f'{role}.db'}",
+        } | self.processor_env
+
+    def start_all(self, processors: int = 1) -> None:
+        for role in (*ROLES, *(f"processor-{n}" for n in range(processors))):
+            self.start(role, wait=False)
+        for service in self.services.values():
+            wait_healthy(service, timeout=90)
+
+    def kill(self, role: str) -> None:
+        """kill -9: no drain, no commit, no goodbye to the group."""
+        service = self.services[role]
+        os.kill(service.process.pid, signal.SIGKILL)
+        service.process.wait()
+
+    def terminate(self, role: str) -> float:
+        """SIGTERM, and the seconds until the process exited (SIGKILL after 30 s)."""
+        service = self.services[role]
+        began = time.monotonic()
+        service.process.send_signal(signal.SIGTERM)
+        try:
+            service.process.wait(30)
+        except Exception:
+            service.process.kill()
+            service.process.wait()
+            return float("inf")
+        return time.monotonic() - began
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(service.process.pid, signal.SIGCONT)
+            service.stop()
+
+    def log(self, role: str) -> str:
+        return self.services[role].log_path.read_text(errors="replace")
+
+
+@dataclass
+class Load:
+    """Points heartbeating every interval through the ingest, and what each answer was."""
+
+    url: str
+    session_code: str
+    points: list[SimulatedPoint]
+    interval: float
+    sent: int = 0
+    accepted: set[tuple[str, int]] = field(default_factory=set)
+    refused: Counter[str] = field(default_factory=Counter)
+    silent: set[str] = field(default_factory=set)  # codes that stopped beating on purpose
+    # Longest time any point went without an accepted heartbeat while it kept trying.
+    last_accepted: dict[str, float] = field(default_factory=dict)
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
+            while True:
+                started = time.monotonic()
+                beating = [
+                    p for p in self.points if not p.never_joins and p.code not in self.silent
+                ]
+                await asyncio.gather(*(self._beat(client, p) for p in beating))
+                await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+    async def _beat(self, client: httpx.AsyncClient, point: SimulatedPoint) -> None:
+        self.sent += 1
+        try:
+            answer = await send_heartbeat(client, point, self.session_code)
+        except httpx.TransportError as error:
+            self.refused[type(error).__name__] += 1
+            return
+        if answer.status_code == 202:
+            self.accepted.add((point.code, point.seq))
+            self.last_accepted[point.code] = time.monotonic()
+        else:
+            self.refused[str(answer.status_code)] += 1
+
+    def figures(self) -> dict[str, object]:
+        return {"sent": self.sent, "accepted": len(self.accepted), "refused": dict(self.refused)}
+
+
+async def register(fleet: Fleet, plan: CoursePlan, seed: int) -> list[SimulatedPoint]:
+    return await register_at(fleet.url("registration"), fleet.url("ingest"), plan, seed)
+
+
+async def register_at(
+    registration_url: str, ingest_url: str, plan: CoursePlan, seed: int
+) -> list[SimulatedPoint]:
+    """Register the course and wait until the ingest accepts its points' tokens."""
+    random.seed(seed)  # register_course samples points and learners with `random`
+    async with httpx.AsyncClient(base_url=registration_url, timeout=30) as registration:
+        points = await register_course(registration, plan)
+    rng = random.Random(seed)
+    for point in points:
+        point.learners = rng.randint(5, 60)
+    joining = [p for p in points if not p.never_joins]
+    async with httpx.AsyncClient(base_url=ingest_url, timeout=10) as ingest:
+
+        async def first_beat() -> int:
+            await asyncio.sleep(1)  # the point's own pace: faster would be rate limited
+            return (await send_heartbeat(ingest, joining[0], plan.session_code)).status_code
+
+        await eventually(first_beat, lambda status: status == 202, patience=60)
+    return points
+
+
+@contextlib.asynccontextmanager
+async def flowing(load: Load) -> AsyncIterator[Load]:
+    task = asyncio.create_task(load.run())
+    try:
+        yield load
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def own_broker(root: Path) -> Iterator[Broker]:
+    """A broker of the test's own: its faults must not reach the suite's shared stack."""
+    with Broker.start(default_cache_dir(), root / "kafka") as broker:
+        asyncio.run(ensure_topics(broker.bootstrap))
+        yield broker
+
+
+def fleet_on(broker: Broker, root: Path, **options: Any) -> Iterator[Fleet]:
+    fleet = Fleet(broker.bootstrap, root, **options)
+    try:
+        yield fleet
+    finally:
+        fleet.stop()

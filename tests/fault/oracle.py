@@ -1,0 +1,384 @@
+"""The truth of a session, recomputed from the raw records, and how the system differs from it.
+
+The recomputation reads only what the system cannot have tampered with after the fact: the
+heartbeats on `attendance.heartbeats` (each with the server's receive time) and the registry
+topics. It applies DESIGN §4 on its own, without `attendance.domain`: a shared bug would
+otherwise agree with itself. It is asked once the processor's consumer lag is zero, and its
+answer is compared with attendance's latest status per point and reporting's totals.
+"""
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from contracts.codec import ContractError, decode
+from contracts.events import Heartbeat, PointRegistration, PointStatus, SessionSchedule
+from contracts.topics import HEARTBEATS, POINT_STATUS, REGISTRY_POINTS, REGISTRY_SESSIONS, Topic
+from tests.e2e.helpers import eventually
+
+PROCESSOR_GROUP = "attendance-processor"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PRESENT = ("connected", "late")
+STATES = ("connected", "late", "disconnected", "never_connected")
+
+
+# --- reading topics ------------------------------------------------------------------------------
+
+
+async def read_topic(bootstrap: str, topic: Topic) -> list[tuple[bytes | None, bytes | None]]:
+    """Every record of `topic` up to its end as of now, partition by partition in offset order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[tuple[int, int, bytes | None, bytes | None]] = []
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batches.items():
+                found += [(tp.partition, r.offset, r.key, r.value) for r in records]
+            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+        return [(key, value) for _, _, key, value in sorted(found, key=lambda r: r[:2])]
+    finally:
+        await consumer.stop()
+
+
+async def processor_lag(bootstrap: str, group: str = PROCESSOR_GROUP) -> int:
+    """Heartbeats on the topic the processor group has not committed yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = [TopicPartition(HEARTBEATS.name, p) for p in range(HEARTBEATS.partitions)]
+        ends = await consumer.end_offsets(partitions)
+        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+# --- the registry --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registered:
+    code: str
+    province: str | None
+    expected: int
+
+
+async def enrolled(
+    bootstrap: str, session_code: str
+) -> tuple[SessionSchedule, dict[str, Registered]]:
+    """The session and the active points enrolled in its course, from the registry topics."""
+    sessions = {}
+    for key, value in await read_topic(bootstrap, REGISTRY_SESSIONS):
+        if key == session_code.encode() and value is not None:
+            sessions[key] = decode(SessionSchedule, value)
+    session = sessions[session_code.encode()]
+    points: dict[bytes, PointRegistration | None] = {}
+    for key, value in await read_topic(bootstrap, REGISTRY_POINTS):
+        if key is None:
+            continue
+        try:
+            points[key] = None if value is None else decode(PointRegistration, value)
+        except ContractError:
+            continue  # a dead letter: the services skip it too
+    return session, {
+        p.code: Registered(p.code, p.province_code, p.expected_learners)
+        for p in points.values()
+        if p is not None and p.active and session.course_code in p.courses
+    }
+
+
+# --- DESIGN §4, recomputed -----------------------------------------------------------------------
+
+
+@dataclass
+class Truth:
+    """One point of one session as the raw heartbeats say it must be."""
+
+    state: str = "never_connected"
+    seq: int = -1
+    learners: int = 0
+    reconnects: int = 0
+    last_seen: float | None = None
+    first_seen: float | None = None
+    present_seconds: float = 0.0
+    beats_applied: int = 0
+
+    def silence(self, until: float, late_after: float, disconnected_after: float) -> None:
+        """What silence since the last heartbeat did to a present point by `until`."""
+        if self.state not in PRESENT or self.last_seen is None:
+            return
+        quiet = until - self.last_seen
+        if quiet >= disconnected_after:
+            self.state = "disconnected"
+        elif quiet >= late_after:
+            self.state = "late"
+
+    def hear(self, beat: Heartbeat, late_after: float, disconnected_after: float) -> None:
+        if beat.seq <= self.seq:
+            return  # a duplicate or an older heartbeat changes nothing
+        received = beat.received_at.timestamp()
+        self.silence(received, late_after, disconnected_after)
+        if self.state in PRESENT and self.last_seen is not None:
+            self.present_seconds += max(0.0, received - self.last_seen)
+        coming_back = self.state in ("late", "disconnected")
+        self.state = "disconnected" if beat.leaving else "connected"
+        self.reconnects += self.state == "connected" and coming_back
+        self.seq, self.learners = beat.seq, beat.learners
+        self.last_seen = received if self.last_seen is None else max(self.last_seen, received)
+        self.first_seen = received if self.first_seen is None else self.first_seen
+        self.beats_applied += 1
+
+
+@dataclass
+class Oracle:
+    session: SessionSchedule
+    points: dict[str, Registered]
+    truths: dict[str, Truth]
+    # (point, seq) of every heartbeat of the session on the topic, and how many records.
+    on_topic: set[tuple[str, int]] = field(default_factory=set)
+    records: int = 0
+
+    def totals(self) -> dict[str, Any]:
+        counted: Counter[str] = Counter()
+        provinces: dict[str, Counter[str]] = {}
+        for code, point in self.points.items():
+            truth = self.truths.get(code, Truth())
+            counted["registered"] += 1
+            counted[truth.state] += 1
+            counted["learners_expected"] += point.expected
+            counted["learners_present"] += truth.learners if truth.state in PRESENT else 0
+            provinces.setdefault(point.province or "", Counter())[truth.state] += 1
+        overall = {k: counted[k] for k in ("registered", *STATES)}
+        overall |= {k: counted[k] for k in ("learners_present", "learners_expected")}
+        return overall | {
+            "by_province": {p: {s: c[s] for s in STATES} for p, c in sorted(provinces.items())}
+        }
+
+
+async def recompute(bootstrap: str, session_code: str, now: float | None = None) -> Oracle:
+    """The truth as of `now` (server time) from the raw heartbeats of the session."""
+    session, points = await enrolled(bootstrap, session_code)
+    late, gone = session.late_after_s, session.disconnected_after_s
+    truths: dict[str, Truth] = {}
+    oracle = Oracle(session, points, truths)
+    for _, value in await read_topic(bootstrap, HEARTBEATS):
+        try:
+            beat = decode(Heartbeat, value)
+        except ContractError:
+            continue
+        if beat.session_code != session_code:
+            continue
+        oracle.records += 1
+        oracle.on_topic.add((beat.point_code, beat.seq))
+        truths.setdefault(beat.point_code, Truth()).hear(beat, late, gone)
+    moment = time.time() if now is None else now
+    for truth in truths.values():
+        truth.silence(moment, late, gone)
+    return oracle
+
+
+# --- the system, compared ------------------------------------------------------------------------
+
+
+async def latest_statuses(bootstrap: str, session_code: str) -> dict[str, PointStatus]:
+    latest: dict[str, PointStatus] = {}
+    prefix = f"{session_code}/".encode()
+    for key, value in await read_topic(bootstrap, POINT_STATUS):
+        if key is None or not key.startswith(prefix) or value is None:
+            continue
+        try:
+            status = decode(PointStatus, value)
+        except ContractError:
+            continue
+        latest[status.point_code] = status
+    return latest
+
+
+def served_totals(body: dict[str, Any]) -> dict[str, Any]:
+    """Reporting's totals, reduced to what the oracle computes."""
+    keys = ("registered", *STATES, "learners_present", "learners_expected")
+    return {k: body.get(k) for k in keys} | {
+        "by_province": {
+            p: {s: c[s] for s in STATES} for p, c in sorted(body.get("by_province", {}).items())
+        }
+    }
+
+
+@dataclass(repr=False)
+class Comparison:
+    oracle: Oracle
+    totals: dict[str, Any]
+    status_differences: dict[str, tuple[Any, Any]]
+    totals_differences: dict[str, tuple[Any, Any]]
+
+    @property
+    def differences(self) -> int:
+        return len(self.status_differences) + len(self.totals_differences)
+
+    def __repr__(self) -> str:
+        # What a failed `eventually` shows: the disagreements, not the whole oracle.
+        return f"Comparison(statuses: {self.status_differences}, totals: {self.totals_differences})"
+
+
+def status_differences(oracle: Oracle, statuses: dict[str, PointStatus]) -> dict[str, Any]:
+    """Per point, (truth, status) where attendance's latest status disagrees."""
+    differences = {}
+    for code in oracle.points:
+        truth = oracle.truths.get(code, Truth())
+        status = statuses.get(code)
+        expected = (truth.state, truth.learners if truth.state != "never_connected" else 0)
+        expected_reconnects = truth.reconnects
+        seen = ("never_connected", 0) if status is None else (status.state.value, status.learners)
+        seen_reconnects = 0 if status is None else status.reconnects
+        if (expected, expected_reconnects) != (seen, seen_reconnects):
+            differences[code] = ((*expected, expected_reconnects), (*seen, seen_reconnects))
+    return differences
+
+
+async def compare(bootstrap: str, reporting: httpx.AsyncClient, session_code: str) -> Comparison:
+    oracle = await recompute(bootstrap, session_code)
+    statuses = await latest_statuses(bootstrap, session_code)
+    response = await reporting.get(f"/v1/sessions/{session_code}/totals")
+    served = served_totals(response.json()) if response.status_code == 200 else {}
+    truth = oracle.totals()
+    totals_differences = {
+        key: (truth[key], served.get(key)) for key in truth if truth[key] != served.get(key)
+    }
+    return Comparison(oracle, served, status_differences(oracle, statuses), totals_differences)
+
+
+async def missing_from_topic(
+    bootstrap: str, session_code: str, accepted: Iterable[tuple[str, int]]
+) -> set[tuple[str, int]]:
+    """Heartbeats answered 202 that are not on `attendance.heartbeats` (read once the senders
+    have stopped, so every answer counted was given before the read)."""
+    on_topic = (await recompute(bootstrap, session_code)).on_topic
+    return set(accepted) - on_topic
+
+
+async def agreement(
+    bootstrap: str, reporting_url: str, session_code: str, patience: float = 90.0
+) -> Comparison:
+    """Wait for the processor's lag to reach zero, then for the system to equal the oracle.
+
+    Both sides move while points keep beating, so a disagreement is only final once the
+    patience ran out: a state on the edge of `late_after` may be judged a moment apart.
+    """
+    await eventually(lambda: processor_lag(bootstrap), lambda lag: lag == 0, patience)
+    async with httpx.AsyncClient(base_url=reporting_url, timeout=10) as reporting:
+        try:
+            return await eventually(
+                lambda: compare(bootstrap, reporting, session_code),
+                lambda comparison: comparison.differences == 0,
+                patience,
+            )
+        except AssertionError:
+            await write_timelines(bootstrap, session_code)
+            raise
+
+
+async def write_timelines(bootstrap: str, session_code: str) -> None:
+    """Each point's heartbeats and statuses in order, for whoever has to find out why."""
+    lines: dict[str, list[str]] = {}
+    for topic in (HEARTBEATS, POINT_STATUS):
+        for _, value in await read_topic(bootstrap, topic):
+            if value is None:
+                continue
+            try:
+                record: Heartbeat | PointStatus = (
+                    decode(Heartbeat, value) if topic is HEARTBEATS else decode(PointStatus, value)
+                )
+            except ContractError:
+                continue
+            if record.session_code == session_code:
+                lines.setdefault(record.point_code, []).append(_timeline_line(record))
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"fault-timeline-{session_code}.txt"
+    path.write_text(
+        "".join(f"== {code}\n" + "\n".join(found) + "\n" for code, found in lines.items())
+    )
+
+
+def _timeline_line(record: Heartbeat | PointStatus) -> str:
+    if isinstance(record, Heartbeat):
+        return f"beat   seq={record.seq} received={record.received_at.timestamp():.3f}"
+    last = record.last_heartbeat_at.timestamp() if record.last_heartbeat_at else None
+    return (
+        f"status {record.state.value} since={record.since.timestamp():.3f} last={last} "
+        f"reconnects={record.reconnects} learners={record.learners}"
+    )
+
+
+async def read_end_offsets(bootstrap: str) -> dict[int, int]:
+    """The end offset of each heartbeat partition."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(HEARTBEATS.name, p) for p in range(HEARTBEATS.partitions)]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return {tp.partition: offset for tp, offset in ends.items()}
+
+
+async def committed_offsets(bootstrap: str, group: str = PROCESSOR_GROUP) -> dict[int, int]:
+    """The group's committed offset of each heartbeat partition (0 where none yet)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {
+        tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == HEARTBEATS.name
+    }
+
+
+async def group_members(bootstrap: str, group: str = PROCESSOR_GROUP) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    # The raw DescribeGroups answer: (error, group, state, protocol type, protocol, members, ...)
+    return len(response.groups[0][5])
+
+
+async def status_history(bootstrap: str, session_code: str) -> dict[str, list[str]]:
+    """Every state each point of the session was published in, in order."""
+    history: dict[str, list[str]] = {}
+    prefix = f"{session_code}/".encode()
+    for key, value in await read_topic(bootstrap, POINT_STATUS):
+        if key is not None and key.startswith(prefix) and value is not None:
+            status = decode(PointStatus, value)
+            history.setdefault(status.point_code, []).append(status.state.value)
+    return history
+
+
+def flaps(oracle: Oracle, history: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Points shown late or disconnected although their heartbeats never stopped."""
+    steady = {code for code, truth in oracle.truths.items() if truth.reconnects == 0}
+    return {
+        code: states
+        for code, states in history.items()
+        if code in steady
+        and oracle.truths[code].state == "connected"
+        and {"late", "disconnected"} & set(states)
+    }
