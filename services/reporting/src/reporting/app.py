@@ -28,7 +28,7 @@ from contracts.topics import (
     session_key,
 )
 from reporting.api import reporting_router
-from reporting.catchup import CatchUp
+from reporting.catchup import Tables
 from reporting.config import Settings
 from reporting.incidents import IncidentDetector
 from reporting.live import PRESENT, LiveTotals, totals_of
@@ -89,25 +89,25 @@ async def as_batch(records: tuple[Record, ...], _: object) -> BatchMessage:
 
 registry_in = subscribe_table(REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, title="on_registry")
 statuses_in = subscribe_table(POINT_STATUS.name, title="on_point_status")
-registry_catch_up, statuses_catch_up = CatchUp(), CatchUp()
+tables = Tables(registry_in, statuses_in)
 
 
 @registry_in
 async def on_registry(message: KafkaMessage) -> None:
-    defer = await registry_catch_up.behind(registry_in.consumer)
+    defer = await tables.loading()
     now = datetime.now(UTC)
     for record in records_of(message):
         try:
             _apply_registry(record, now, defer)
         except ContractError as error:
             await dead_letters.park(record, error)
-    if not defer:
+    if not await tables.loading():  # also when another handler finished loading meanwhile
         live.settle()
 
 
 @statuses_in
 async def on_point_status(message: KafkaMessage) -> None:
-    defer = await statuses_catch_up.behind(statuses_in.consumer)
+    defer = await tables.loading()
     for record in records_of(message):
         try:
             status = decode_status(record.value)
@@ -116,7 +116,7 @@ async def on_point_status(message: KafkaMessage) -> None:
             continue
         before = live.put_status(status, status.last_heartbeat_at or status.since, defer=defer)
         _watch_for_incidents(before, status)
-    if not defer:
+    if not await tables.loading():  # also when another handler finished loading meanwhile
         live.settle()
 
 

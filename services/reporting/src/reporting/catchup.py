@@ -15,20 +15,36 @@ class CatchUp:
         self.done = False
 
     async def behind(self, consumer: Any) -> bool:
-        """Whether records the topics held at the first batch are still to come after this
-        batch (the consumer's positions are already past it)."""
+        """Whether records the topics held when the consumer got its partitions are still to
+        come (its positions are past the batches already handed out)."""
         if self.done:
             return False
-        if not hasattr(consumer, "end_offsets"):  # not a real consumer (a test broker)
-            self.done = True
+        if not hasattr(consumer, "end_offsets"):  # not started, or not a real consumer
             return False
         if self._ends is None:
-            self._ends = await consumer.end_offsets(list(consumer.assignment()))
+            assigned = list(consumer.assignment())
+            if not assigned:  # no partitions yet: nothing to wait for, and no ends to take
+                return False
+            self._ends = await consumer.end_offsets(assigned)
         for partition, end in self._ends.items():
             if await consumer.position(partition) < end:
                 return True
         self.done = True
         release_memory()
+        return False
+
+
+class Tables:
+    """The catch-up of every table consumer: the totals wait until all of them are loaded,
+    since the first to finish would otherwise total everything once for nothing."""
+
+    def __init__(self, *subscribers: Any) -> None:
+        self._catch_ups = [(subscriber, CatchUp()) for subscriber in subscribers]
+
+    async def loading(self) -> bool:
+        for subscriber, catch_up in self._catch_ups:
+            if await catch_up.behind(subscriber.consumer):
+                return True
         return False
 
 
