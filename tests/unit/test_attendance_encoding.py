@@ -45,6 +45,8 @@ def mutated(old: bytes, new: bytes) -> bytes:
         mutated(b'"seq":3', b'"seq":-1'),
         mutated(b'"point_code":"P1"', b'"point_code":"P 1"'),
         mutated(b'"session_code":"S1"', b'"session_code":""'),
+        mutated(b'"point_code":"P1"', b'"point_code":"P1\\n"'),
+        mutated(b'"point_code":"P1"', b'"point_code":"' + b"P" * 65 + b'"'),
         GOOD.replace(b"250000Z", b"250000"),  # a moment without its zone
         GOOD.replace(b"250000Z", b"250000+07:00"),
         mutated(b'"learners":12,', b""),

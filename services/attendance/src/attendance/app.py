@@ -8,6 +8,7 @@ from functools import cache
 from fastapi import FastAPI
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaAckableMessage
 from prometheus_client import CollectorRegistry
 
 from attendance.config import Settings
@@ -30,6 +31,7 @@ from servicekit.http import service_app
 from servicekit.kafka import (
     DeadLetters,
     RawPublisher,
+    Record,
     make_broker,
     records_of,
     subscribe_whole,
@@ -91,6 +93,19 @@ async def on_registry(message: KafkaMessage) -> None:
     await apply_registry_records(registry, records_of(message), dead_letters)
 
 
+async def as_batch(records: tuple[Record, ...], _: object) -> KafkaAckableMessage:
+    """The batch as a message that commits (or rewinds) with the group's consumer, without
+    FastStream's parser: it turns every record's headers into a dict, which the processor
+    never reads."""
+    first, last = records[0], records[-1]
+    return KafkaAckableMessage(
+        records,
+        b"",
+        message_id=f"{first.offset}-{last.offset}-{first.timestamp}",
+        consumer=heartbeats.consumer,
+    )
+
+
 if settings.processor:
     heartbeats = broker.subscriber(
         HEARTBEATS.name,
@@ -100,6 +115,7 @@ if settings.processor:
         max_records=settings.max_batch,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         listener=RebalanceListener(processor),
+        parser=as_batch,
         decoder=undecoded,
         title="on_heartbeats",
     )

@@ -7,6 +7,7 @@ holds them to the pydantic models): the JSON on the wire is the contract's, at a
 pydantic's cost per record.
 """
 
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Annotated, Literal, TypeVar
@@ -17,7 +18,9 @@ from attendance.domain import Beat, Track
 from contracts.codec import ContractError, check_size
 from contracts.events import CODE_PATTERN, PointState
 
-Code = Annotated[str, msgspec.Meta(pattern=CODE_PATTERN)]
+# The same check as a whole-string match: msgspec's `pattern` searches, and Python's `$` lets a
+# trailing newline through, which pydantic refuses (it is also a little cheaper).
+_is_code = re.compile(CODE_PATTERN).fullmatch
 Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Moment = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -34,8 +37,8 @@ class HeartbeatRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     event_type: Literal["attendance.heartbeat"] = "attendance.heartbeat"
     schema_version: Literal[1] = 1
-    point_code: Code
-    session_code: Code
+    point_code: str  # a Code, checked by `heartbeat_of`
+    session_code: str
     seq: Annotated[int, msgspec.Meta(ge=0)]
     sent_at: Moment
     received_at: Moment
@@ -49,8 +52,8 @@ class TrackSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 
     event_type: Literal["attendance.track"] = "attendance.track"
     schema_version: Literal[1] = 1
-    session_code: Code
-    point_code: Code
+    session_code: str  # Codes, checked by `restored`
+    point_code: str
     state: PointState
     seq: int
     learners: int
@@ -95,6 +98,8 @@ _encoder = msgspec.json.Encoder()
 def heartbeat_of(data: bytes | None) -> tuple[tuple[str, str], Beat]:
     """The track key and the beat of a heartbeat record; ContractError if it is not one."""
     beat = _decode(_heartbeats, data, "Heartbeat")
+    if not (_is_code(beat.point_code) and _is_code(beat.session_code)):
+        raise ContractError("not a valid Heartbeat: a point or session code out of pattern")
     return (sys.intern(beat.session_code), beat.point_code), Beat(
         beat.seq, beat.received_at.timestamp(), beat.learners, beat.leaving
     )
@@ -154,6 +159,8 @@ def snapshot(session_code: str, point_code: str, track: Track) -> bytes:
 
 def restored(data: bytes | None) -> tuple[tuple[str, str], Track]:
     saved = _decode(_snapshots, data, "TrackSnapshot")
+    if not (_is_code(saved.point_code) and _is_code(saved.session_code)):
+        raise ContractError("not a valid TrackSnapshot: a point or session code out of pattern")
     track = Track(
         saved.state,
         saved.seq,
