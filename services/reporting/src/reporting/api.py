@@ -87,7 +87,9 @@ class SessionReport(BaseModel):
 def reporting_router(
     live: LiveTotals, detector: IncidentDetector, engine: Engine, viewer_token: str | None
 ) -> APIRouter:
-    def viewer(request: Request) -> None:
+    # The in-memory reads answer on the event loop (async): a worker thread would cost more
+    # than the read itself, and would read the tables while a consumer changes them.
+    async def viewer(request: Request) -> None:
         """Open inside the operations network unless a viewer token is set."""
         if viewer_token is None:
             return
@@ -126,18 +128,18 @@ def reporting_router(
         return session, view
 
     @router.get("/sessions", summary="Sessions known to reporting, newest first")
-    def list_sessions() -> list[SessionSchedule]:
+    async def list_sessions() -> list[SessionSchedule]:
         return sorted(live.registry.sessions.values(), key=lambda s: s.starts_at, reverse=True)
 
     @router.get("/sessions/{session_code}/totals", summary="Live totals of one session")
-    def get_totals(session_code: str) -> Totals:
+    async def get_totals(session_code: str) -> Totals:
         _, view = view_of(session_code)
         return totals_of(session_code, view, datetime.now(UTC))
 
     @router.get(
         "/sessions/{session_code}/breakdown/{kind}", summary="Totals by province, channel or level"
     )
-    def get_breakdown(session_code: str, kind: Breakdown) -> dict[str, Counts]:
+    async def get_breakdown(session_code: str, kind: Breakdown) -> dict[str, Counts]:
         _, view = view_of(session_code)
         groups = {"province": view.provinces, "channel": view.channels, "level": view.levels}[kind]
         return {
@@ -176,7 +178,7 @@ def reporting_router(
         return await run_in_threadpool(samples_of, engine, session_code)
 
     @router.get("/sessions/{session_code}/incidents", summary="Open incidents of the session")
-    def get_incidents(session_code: str) -> list[IncidentView]:
+    async def get_incidents(session_code: str) -> list[IncidentView]:
         view_of(session_code)
         return [
             IncidentView(kind=i.kind, group=i.group, opened_at=i.opened_at, points=len(i.points))

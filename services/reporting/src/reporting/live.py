@@ -291,7 +291,8 @@ class LiveTotals:
         if session is None:
             return
         statuses = self._statuses.get(session_code, {})
-        for point in self.registry.points.values():
+        # A copy: reports iterate in a worker thread while consumers add points.
+        for point in list(self.registry.points.values()):
             if point.active and session.course_code in point.courses:
                 yield point, statuses.get(point.code)
 
