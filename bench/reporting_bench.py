@@ -678,13 +678,15 @@ def run_rebuild(args: argparse.Namespace, tmp: Path) -> list[Table]:
         f"expected: {dict(expected.states)}, learners present {expected.learners_present:,}"
         f" of {expected.learners_expected:,}",
     ]
-    rebuilt = med(from_start)
+    # The interpreter's start and imports (~2.5 s, the same on empty topics) are not the fold.
+    rebuilt = med(folding)
     record_figure(
         Figure(
             "B5",
-            f"reporting: fold of {n:,} points + statuses after a restart (process start -> totals)",
+            f"reporting: fold of {n:,} points + statuses after a restart (process start ->"
+            " totals, less an idle process's start)",
             f"{rebuilt:.2f} s",
-            f"{spread(from_start)} s",
+            f"{spread(folding)} s",
             f"{b:.2f} s (bare drain of the same records)",
             f"{rebuilt / b:.2f}x the baseline",
             "<= 1.5x",
