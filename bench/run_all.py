@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypedDict
 
 import typer
 from harness import FIGURES_ENV, Figure
@@ -28,6 +28,12 @@ from harness import FIGURES_ENV, Figure
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 DEFAULT_OUT = REPO / "docs" / "benchmarks.md"
+
+
+class Result(TypedDict):
+    figures: list[dict[str, Any]]
+    output: str
+    at: str
 
 
 @dataclass(frozen=True)
@@ -99,9 +105,10 @@ def main(
     out: Annotated[Path, typer.Option(help="Where the results go")] = DEFAULT_OUT,
 ) -> None:
     chosen = [bench for bench in BENCHES if not only or set(bench.ids) & set(only)]
+    # Results are kept by command next to the document, so `--only` replaces just its rows.
+    store = out.with_suffix(".json")
+    results: dict[str, Result] = json.loads(store.read_text()) if only and store.exists() else {}
     began, busy = time.monotonic(), os.getloadavg()[0]
-    figures: list[Figure] = []
-    details: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-all-") as tmp:
         for number, bench in enumerate(chosen):
             figures_file = Path(tmp) / f"figures-{number}.jsonl"
@@ -110,14 +117,16 @@ def main(
             shown = f"uv run python bench/{bench.script} {' '.join(arguments)}"
             print(f"\n### {'/'.join(bench.ids)}: {shown}", flush=True)
             output = _run(command, figures_file)
-            details.append((shown, output))
-            if figures_file.exists():
-                figures += [
-                    Figure(**json.loads(line)) for line in figures_file.read_text().splitlines()
-                ]
+            lines = figures_file.read_text().splitlines() if figures_file.exists() else []
+            results[shown] = {
+                "figures": [json.loads(line) for line in lines],
+                "output": output,
+                "at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()[0]:.1f}",
+            }
+            store.write_text(json.dumps(results, ensure_ascii=False, indent=1))
     wall = time.monotonic() - began
-    out.write_text(_document(figures, details, quick=quick, wall=wall, load=busy))
-    print(f"\nwrote {out} ({len(figures)} figures, {wall / 60:.0f} min)")
+    out.write_text(_document(results, quick=quick, wall=wall, load=busy))
+    print(f"\nwrote {out} ({wall / 60:.0f} min)")
 
 
 def _run(command: list[str], figures_file: Path) -> str:
@@ -139,24 +148,28 @@ def _run(command: list[str], figures_file: Path) -> str:
     return "".join(lines)
 
 
-def _document(
-    figures: list[Figure], details: list[tuple[str, str]], *, quick: bool, wall: float, load: float
-) -> str:
+def _document(results: dict[str, "Result"], *, quick: bool, wall: float, load: float) -> str:
     verdict = {True: "met", False: "**missed**", None: "reported"}
+    figures = sorted(
+        (Figure(**figure) for result in results.values() for figure in result["figures"]),
+        key=lambda f: f.id,
+    )
     rows = "\n".join(
         f"| {f.id} | {f.what} | {f.value} | {f.spread} | {f.baseline} | {f.ratio} | {f.target}"
         f" | {verdict[f.met]} |"
-        for f in sorted(figures, key=lambda f: f.id)
+        for f in figures
     )
     sections = "\n\n".join(
-        f"### `{command}`\n\n```text\n{output.strip()}\n```" for command, output in details
+        f"### `{command}`\n\n{result['at']}\n\n```text\n{result['output'].strip()}\n```"
+        for command, result in results.items()
     )
-    kind = "a quick check (small sizes, one run): not a result" if quick else "full sizes"
+    kind = "`--quick`: small sizes, one run; a check, not a result" if quick else "full sizes"
     return f"""# Benchmarks
 
-Written by `uv run python bench/run_all.py` ({kind}) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,
-in {wall / 60:.0f} minutes. Every figure is a median over the runs, with its spread, against a
-baseline measured in the same run on the same broker. Nothing here is asserted by the tests.
+Written by `uv run python bench/run_all.py` ({kind}) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC;
+the last run took {wall / 60:.0f} minutes. Every figure is a median over the runs, with its
+spread, against a baseline measured in the same run on the same broker. Nothing here is asserted
+by the tests.
 
 ## Machine
 
