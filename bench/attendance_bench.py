@@ -110,7 +110,6 @@ from contracts.topics import (
     session_key,
     status_key,
 )
-from devstack.kafka import repo_root
 from devstack.services import (
     ServiceProcess,
     free_port,
@@ -1447,8 +1446,11 @@ async def load(spec: LoadSpec) -> LoadResult:
     end = begin + spec.duration
     marks: dict[str, float] = {}
 
+    owners = [
+        owned for i in range(spec.concurrency) if (owned := spec.points[i :: spec.concurrency])
+    ]
     # Paced: each worker keeps its own schedule, staggered, so the server sees a steady rate.
-    gap = spec.concurrency / spec.rate if spec.rate else 0.0
+    gap = len(owners) / spec.rate if spec.rate else 0.0
 
     async def worker(index: int, owned: list[tuple[str, str]]) -> None:
         nonlocal ok
@@ -1456,7 +1458,7 @@ async def load(spec: LoadSpec) -> LoadResult:
             RawHttp(spec.url) if spec.client == "raw" else HttpxHttp(spec.url)
         )
         seq = dict.fromkeys((code for code, _ in owned), spec.seq_base)
-        due = loop.time() + gap * index / spec.concurrency
+        due = loop.time() + gap * index / len(owners)
         try:
             for code, token in itertools.cycle(owned):
                 if gap:
@@ -1496,10 +1498,7 @@ async def load(spec: LoadSpec) -> LoadResult:
         await asyncio.sleep(max(0.0, end - loop.time()))
         marks["cpu1"] = time.process_time()
 
-    owners = [spec.points[i :: spec.concurrency] for i in range(spec.concurrency)]
-    await asyncio.gather(
-        clock(), *(worker(index, owned) for index, owned in enumerate(owners) if owned)
-    )
+    await asyncio.gather(clock(), *(worker(index, owned) for index, owned in enumerate(owners)))
     return LoadResult(latencies, ok, other, marks["cpu1"] - marks["cpu0"], spec.duration)
 
 
@@ -1625,8 +1624,8 @@ def measure(
 
 @contextlib.contextmanager
 def baseline_server(app: str, log_dir: Path) -> Iterator[tuple[str, int]]:
-    """`python -m uvicorn bench.attendance_bench:<app>` from the repository root, with the
-    same flags as the services; stopped on the way out."""
+    """`python -m uvicorn attendance_bench:<app>` from bench/ (where `harness` imports from),
+    with the same flags as the services; stopped on the way out."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / f"{app}.log").open("ab") as log:
@@ -1635,14 +1634,14 @@ def baseline_server(app: str, log_dir: Path) -> Iterator[tuple[str, int]]:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                f"bench.attendance_bench:{app}",
+                f"attendance_bench:{app}",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
                 "--no-access-log",
             ],
-            cwd=repo_root(),
+            cwd=Path(__file__).resolve().parent,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
