@@ -74,4 +74,6 @@ async def test_sigterm_drains_commits_and_loses_nothing(
     assert clean == dict.fromkeys(ORDER, True)
     assert lag_after_processor == 0
     assert missing == set()
+    # A restarted ingest answers 503 until it has read the registry, never 401 to a known point.
+    assert "401" not in load.refused, load.refused
     assert comparison.differences == 0

@@ -3,7 +3,7 @@
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -38,6 +38,7 @@ def service_app(
     max_body_per_path: Mapping[str, int] = {},
     on_body_refused: Callable[[str], None] | None = None,
     serve_without_kafka: bool = False,
+    ready: Callable[[], Awaitable[bool]] | None = None,
 ) -> FastAPI:
     """A FastAPI app that runs `broker` for its lifetime, then the service's own `lifespan`.
 
@@ -46,6 +47,7 @@ def service_app(
 
     With `serve_without_kafka`, the app serves even while Kafka is unreachable and connects
     when Kafka comes: for a service whose writes wait in its own database (the outbox).
+    `ready` keeps `/healthz` at 503 until the service has what it needs to answer (its tables).
     """
 
     @asynccontextmanager
@@ -76,10 +78,13 @@ def service_app(
 
     @app.get("/healthz", tags=["ops"], summary="Healthy when the Kafka broker answers")
     async def healthz(response: Response) -> dict[str, str]:
-        if await broker.ping(timeout=2.0):
-            return {"status": "ok"}
-        response.status_code = 503
-        return {"status": "kafka unreachable"}
+        if not await broker.ping(timeout=2.0):
+            response.status_code = 503
+            return {"status": "kafka unreachable"}
+        if ready is not None and not await ready():
+            response.status_code = 503
+            return {"status": "loading"}
+        return {"status": "ok"}
 
     @app.get("/asyncapi.json", tags=["ops"], summary="The AsyncAPI document of this service")
     async def asyncapi_document() -> Any:

@@ -22,6 +22,7 @@ class Reason(StrEnum):
     INVALID = "invalid"
     RATE_LIMITED = "rate_limited"
     KAFKA_UNAVAILABLE = "kafka_unavailable"
+    REGISTRY_LOADING = "registry_loading"
     TOO_LARGE = "too_large"
 
 

@@ -27,6 +27,7 @@ from contracts.topics import (
     REGISTRY_SESSIONS,
     STATE_CHANGELOG,
 )
+from servicekit.catchup import CatchUp
 from servicekit.http import service_app
 from servicekit.kafka import (
     DeadLetters,
@@ -87,7 +88,20 @@ records = RecordWriter(make_engine(settings.database_url))
 processor.changed = records.changed
 
 
-@subscribe_whole(broker, REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, title="on_registry")
+registry_in = subscribe_whole(
+    broker, REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, title="on_registry"
+)
+registry_load = CatchUp()
+
+
+async def registry_loaded() -> bool:
+    """Whether the registry holds all the registry topics held when this instance started:
+    before that, an unknown token may only be one still to be read."""
+    await registry_load.behind(getattr(registry_in, "consumer", None))
+    return registry_load.done
+
+
+@registry_in
 async def on_registry(message: KafkaMessage) -> None:
     """Every instance keeps the whole registry: tokens for ingest, liveness for the processor."""
     await apply_registry_records(registry, records_of(message), dead_letters)
@@ -151,7 +165,10 @@ app = service_app(
     lifespan=processing,
     max_body_per_path=ingest_body_limits(settings),
     on_body_refused=ingest_metrics(metrics).body_refused,
+    ready=registry_loaded,
 )
 if settings.ingest:
     to_heartbeats = RawPublisher(broker, HEARTBEATS.name)
-    app.include_router(ingest_router(registry, to_heartbeats, settings, metrics))
+    app.include_router(
+        ingest_router(registry, to_heartbeats, settings, metrics, loaded=registry_loaded)
+    )

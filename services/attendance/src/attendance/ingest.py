@@ -9,7 +9,7 @@ Kafka has acknowledged every heartbeat accepted.
 import asyncio
 import hmac
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
@@ -128,8 +128,10 @@ def ingest_router(
     heartbeats: RawPublisher,
     settings: Settings,
     metrics: CollectorRegistry,
+    loaded: Callable[[], Awaitable[bool]],
 ) -> APIRouter:
-    """The heartbeat routes, answering from `registry` and publishing to `heartbeats`."""
+    """The heartbeat routes, answering from `registry` and publishing to `heartbeats`; 503
+    until `loaded` says the registry holds what its topics held at start."""
     counted = ingest_metrics(metrics)
     limiter = TokenBuckets(settings.rate_limit_burst, settings.rate_limit_per_second)
     router = APIRouter(tags=["heartbeats"], route_class=_counting_invalid(counted))
@@ -143,6 +145,10 @@ def ingest_router(
     async def authenticated(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> PointRegistration:
+        if not await loaded():
+            # A token not read yet is not an unknown token: a point told 401 may give up.
+            loading = Refusal(503, Reason.REGISTRY_LOADING, "registry still loading, retry")
+            raise refuse(loading, headers={"Retry-After": "1"})
         if credentials is None:
             raise refuse(Refusal(401, Reason.UNAUTHENTICATED, "bearer token required"))
         presented = hash_token(credentials.credentials)
