@@ -168,6 +168,7 @@ async def _load(
         on_air.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await on_air
+        await broadcast.settled()
     return samples
 
 

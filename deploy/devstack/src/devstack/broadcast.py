@@ -167,6 +167,10 @@ class Broadcast:
         self._send(joined)
         await asyncio.gather(*self._in_flight)
 
+    async def settled(self) -> None:
+        """Wait for the requests still in flight (after the session was cancelled, say)."""
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+
     def _send(self, beats: list[tuple[SimulatedRoom, dict[str, Any]]]) -> None:
         if len(self._in_flight) >= MAX_IN_FLIGHT:
             self.traffic.skipped += len(beats)
