@@ -171,19 +171,29 @@ class Oracle:
         }
 
 
+async def session_heartbeats(
+    bootstrap: str, session_code: str
+) -> list[tuple[bytes | None, bytes, Heartbeat]]:
+    """The session's raw heartbeats in topic order, as key, value and decoded record; the
+    dead-letter tests leave records on the same topic that are not heartbeats at all."""
+    found = []
+    for key, value in await read_topic(bootstrap, HEARTBEATS):
+        try:
+            beat = decode(Heartbeat, value)
+        except ContractError:
+            continue
+        if value is not None and beat.session_code == session_code:
+            found.append((key, value, beat))
+    return found
+
+
 async def recompute(bootstrap: str, session_code: str, now: float | None = None) -> Oracle:
     """The truth as of `now` (server time) from the raw heartbeats of the session."""
     session, points = await enrolled(bootstrap, session_code)
     late, gone = session.late_after_s, session.disconnected_after_s
     truths: dict[str, Truth] = {}
     oracle = Oracle(session, points, truths)
-    for _, value in await read_topic(bootstrap, HEARTBEATS):
-        try:
-            beat = decode(Heartbeat, value)
-        except ContractError:
-            continue
-        if beat.session_code != session_code:
-            continue
+    for _, _, beat in await session_heartbeats(bootstrap, session_code):
         oracle.records += 1
         oracle.on_topic.add((beat.point_code, beat.seq))
         truths.setdefault(beat.point_code, Truth()).hear(beat, late, gone)

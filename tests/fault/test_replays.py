@@ -10,15 +10,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from contracts.codec import decode
-from contracts.events import Heartbeat
 from contracts.topics import HEARTBEATS
 from devstack.kafka import Broker
 from devstack.services import ServiceProcess
 from devstack.simulate import SimulatedPoint
 from tests.fault.conftest import Figures
 from tests.fault.fleet import PLAN, register_at
-from tests.fault.oracle import agreement, missing_from_topic, read_topic
+from tests.fault.oracle import agreement, missing_from_topic, session_heartbeats
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 SEED = 8_007
@@ -55,11 +53,7 @@ class Sender:
 
 async def replay_raw(bootstrap: str, session: str) -> int:
     """Publish every heartbeat of the session on the topic once more, straight to Kafka."""
-    raw = [
-        (key, value)
-        for key, value in await read_topic(bootstrap, HEARTBEATS)
-        if value is not None and decode(Heartbeat, value).session_code == session
-    ]
+    raw = [(key, value) for key, value, _ in await session_heartbeats(bootstrap, session)]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
