@@ -75,11 +75,11 @@ from aiokafka.partitioner import murmur2
 from fastapi import Depends, FastAPI
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from harness import (
-    CLK_TCK,
     Figure,
     Table,
     cpu_seconds,
     kafka,
+    machine_busy,
     med,
     pct,
     py_spy_command,
@@ -1517,13 +1517,6 @@ class Measured:
     broker_cpu: float  # cores busy
     others_cpu: float  # the other services (registration, reporting, attendance if idle)
     machine_cpu: float  # the whole machine
-
-
-def machine_busy() -> float:
-    """CPU seconds the whole machine spent busy so far (all cores, /proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / CLK_TCK
 
 
 def measure(

@@ -12,10 +12,14 @@ hall relays the heartbeats of every room of its province (`Broadcast(all_relayed
 processors' committed offsets: the lag, and the rate the processors drain. The baseline is the
 offered rate: the processors keep up when they drain at least what is accepted and the lag
 stays bounded. Reporting is not started: it reads only status changes, not heartbeats.
+The cores each part keeps busy over the steady window (CPU seconds / wall seconds, /proc) say
+what bounds the rate on this machine: the load generator (this process), the ingest, the
+processors, the broker.
 """
 
 import asyncio
 import contextlib
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,7 +32,17 @@ import httpx
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from harness import Figure, Table, kafka, med, record_figure, spread, step
+from harness import (
+    Figure,
+    Table,
+    cpu_seconds,
+    kafka,
+    machine_busy,
+    med,
+    record_figure,
+    spread,
+    step,
+)
 
 from contracts.topics import HEARTBEATS
 from devstack.broadcast import Broadcast
@@ -53,6 +67,7 @@ class Sample:
     accepted: int
     produced: int  # end offsets of attendance.heartbeats
     committed: int  # the processors' committed offsets
+    cpu: dict[str, float]  # CPU seconds so far of each part, and of the whole machine
 
 
 class Offsets:
@@ -114,6 +129,12 @@ def main(
                 for n in range(processors)
             ),
         ]
+        parts = {
+            "load generator": [os.getpid()],
+            "ingest": [s.process.pid for s in started[1 : 1 + ingesters]],
+            "processors": [s.process.pid for s in started[1 + ingesters :]],
+            "broker": [broker.pid],
+        }
         try:
             for service in started:
                 wait_healthy(service)
@@ -132,6 +153,7 @@ def main(
                     started[1 : 1 + ingesters],
                     options,
                     minutes * 60,
+                    parts,
                 )
             )
         finally:
@@ -146,6 +168,7 @@ async def _load(
     ingest: list[ServiceProcess],
     options: CourseOptions,
     seconds: float,
+    parts: dict[str, list[int]],
 ) -> list[Sample]:
     course = course_of(options, datetime.now(UTC))
     async with (
@@ -164,7 +187,7 @@ async def _load(
         step(f"scale: {options.points:,} points every {options.heartbeat_interval_s:g} s")
         broadcast = Broadcast(course, tokens, attendance, all_relayed=True)
         on_air = asyncio.create_task(broadcast.run_session(course.sessions[0]))
-        samples = await _sample(bootstrap, broadcast, seconds)
+        samples = await _sample(bootstrap, broadcast, seconds, parts)
         on_air.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await on_air
@@ -172,7 +195,14 @@ async def _load(
     return samples
 
 
-async def _sample(bootstrap: str, broadcast: Broadcast, seconds: float) -> list[Sample]:
+def _cpu(parts: dict[str, list[int]]) -> dict[str, float]:
+    used = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in parts.items()}
+    return used | {"machine": machine_busy()}
+
+
+async def _sample(
+    bootstrap: str, broadcast: Broadcast, seconds: float, parts: dict[str, list[int]]
+) -> list[Sample]:
     samples = []
     began = time.monotonic()
     async with Offsets(bootstrap) as offsets:
@@ -186,6 +216,7 @@ async def _sample(bootstrap: str, broadcast: Broadcast, seconds: float) -> list[
                     traffic.accepted,
                     produced,
                     committed,
+                    _cpu(parts),
                 )
             )
             if len(samples) % 12 == 0:
@@ -229,6 +260,9 @@ def _report(
         f"lag (heartbeats in Kafka not yet committed by the processors): median {med(lags):,.0f},"
         f" max {max(lags):,}, at the end {lags[-1]:,}",
         f"heartbeats offered {last.offered:,}, accepted {last.accepted:,}",
+        "cores busy over the steady window (the machine has "
+        f"{os.cpu_count()}): "
+        + ", ".join(f"{name} {(last.cpu[name] - first.cpu[name]) / span:.2f}" for name in last.cpu),
     ]
     table.show()
     bounded = lags[-1] <= max(2 * offered_rate * interval, med(lags) * 1.5)

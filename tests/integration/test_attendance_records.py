@@ -1,5 +1,8 @@
 """Attendance records are upserted in batches on SQLite and PostgreSQL, and survive an outage."""
 
+import time
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
@@ -48,3 +51,20 @@ async def test_records_not_written_are_kept_for_the_next_try(database_url: str) 
     assert await writer.write_once() == 1
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM attendance_record")).scalar() == 1
+
+
+async def test_times_are_read_back_to_the_microsecond_in_utc(database_url: str) -> None:
+    engine = make_engine(database_url)
+    writer = RecordWriter(engine)
+    AttendanceRecord.metadata.create_all(engine)
+    writer.changed(
+        [(("S1", "P1"), session_of([(1_764_576_000.25, 10), (1_764_576_004.123456, 12)]))]
+    )
+    assert await writer.write_once() == 1
+    with Session(engine) as db:
+        (record,) = db.exec(select(AttendanceRecord)).all()
+    assert record.first_connected_at == datetime(2025, 12, 1, 8, 0, 0, 250_000, tzinfo=UTC)
+    assert record.last_heartbeat_at == datetime(2025, 12, 1, 8, 0, 4, 123_456, tzinfo=UTC)
+    assert record.updated_at.tzinfo is not None
+    assert abs(record.updated_at.timestamp() - time.time()) < 60
+    assert (record.state, record.learners, record.flags) == ("connected", 12, "")

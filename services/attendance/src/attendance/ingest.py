@@ -289,10 +289,15 @@ def _record(heartbeat: HeartbeatIn, received_at: datetime) -> tuple[bytes, bytes
 
 
 async def _publish_all(publisher: RawPublisher, records: list[tuple[bytes, bytes]]) -> None:
-    """Send every heartbeat, then wait for all the acknowledgements together: a batch of a
-    thousand costs one round trip to Kafka, not a thousand. One by one into the producer's
-    open batches, so concurrent requests share their round trips too."""
-    pending = [await publisher.publish(value, key=key) for key, value in records]
+    """Send every heartbeat, then wait for all the acknowledgements together. A point's own
+    heartbeat joins the producer's open batch, so concurrent requests share a round trip; a
+    gateway's go as record batches of their own, a future per partition rather than per
+    heartbeat (a future and its callbacks per record were a tenth of the ingest's time)."""
+    if len(records) == 1:
+        key, value = records[0]
+        pending = [await publisher.publish(value, key=key)]
+    else:
+        pending = await publisher.publish_all([(key, value, None) for key, value in records])
     outcomes = await asyncio.gather(*pending, return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):

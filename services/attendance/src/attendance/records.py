@@ -8,13 +8,15 @@ restored partition writes all of its records again.
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine.interfaces import Dialect
 from sqlmodel import Field, SQLModel, create_engine
 
 from attendance.domain import Track
@@ -42,22 +44,26 @@ class AttendanceRecord(SQLModel, table=True):
     updated_at: datetime
 
 
-def record_of(key: TrackKey, track: Track) -> dict[str, Any]:
-    return {
-        "session_code": key[0],
-        "point_code": key[1],
-        "state": track.state.value,
-        "first_connected_at": _moment(track.first_seen),
-        "last_heartbeat_at": _moment(track.last_seen),
-        "connected_seconds": round(track.present_seconds, 3),
-        "reconnects": track.reconnects,
-        "learners": track.learners,
-        "min_learners": track.min_learners,
-        "max_learners": track.max_learners,
-        "avg_learners": round(track.average_learners, 3),
-        "flags": ",".join(sorted(track.flags)),
-        "updated_at": datetime.now(UTC),
-    }
+Moment = Callable[[float | None], Any]
+
+
+def record_of(key: TrackKey, track: Track, moment: Moment, updated_at: Any) -> tuple[Any, ...]:
+    """The record's row, in the table's column order, times written by `moment`."""
+    return (
+        key[0],
+        key[1],
+        track.state.value,
+        moment(track.first_seen),
+        moment(track.last_seen),
+        round(track.present_seconds, 3),
+        track.reconnects,
+        track.learners,
+        track.min_learners,
+        track.max_learners,
+        round(track.average_learners, 3),
+        ",".join(sorted(track.flags)),
+        updated_at,
+    )
 
 
 def make_engine(url: str) -> Engine:
@@ -66,21 +72,46 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def upsert(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    # One statement, compiled once and run with many parameter sets: a multi-row VALUES
-    # statement would be compiled again for every chunk.
+def upsert(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
+    """Write rows made by `record_of` with `moment_of(engine)`.
+
+    The statement is compiled once and run with many parameter sets straight through the
+    driver: SQLAlchemy's per-value type processing was a quarter of a processor's time at
+    20,000 heartbeats a second, so the rows arrive already in the driver's terms.
+    """
+    sql, positional = _upsert_sql(engine.dialect)
+    parameters: list[Any] = (
+        rows if positional else [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+    )
     with engine.begin() as connection:
-        connection.execute(_upsert_statement(engine.dialect.name), rows)
+        connection.exec_driver_sql(sql, parameters)
+
+
+def moment_of(engine: Engine) -> Moment:
+    return _sqlite_moment if engine.dialect.name == "sqlite" else _aware_moment
+
+
+COLUMNS = tuple(c.name for c in AttendanceRecord.__table__.columns)  # type: ignore[attr-defined]
 
 
 @cache
-def _upsert_statement(dialect_name: str) -> Any:
+def _upsert_sql(dialect: Dialect) -> tuple[str, bool]:
+    """The statement's SQL, and whether its driver takes values by position (SQLite), in
+    the table's order, rather than by name (psycopg)."""
     table = AttendanceRecord.__table__  # type: ignore[attr-defined]
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    statement = dialect.insert(table)
+    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table)
     latest = {c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key}
     keys = ["session_code", "point_code"]
-    return statement.on_conflict_do_update(index_elements=keys, set_=latest)
+    compiled = statement.on_conflict_do_update(index_elements=keys, set_=latest).compile(
+        dialect=dialect
+    )
+    if compiled.positiontup is None:
+        return compiled.string, False
+    order = tuple(compiled.positiontup)
+    if order != COLUMNS:
+        raise RuntimeError(f"upsert parameters {order} not in the table's order {COLUMNS}")
+    return compiled.string, True
 
 
 class RecordWriter:
@@ -110,8 +141,10 @@ class RecordWriter:
         if not batch:
             return 0
         try:
+            moment = moment_of(self._engine)
+            now = moment(time.time())
             await asyncio.to_thread(
-                upsert, self._engine, [record_of(k, t) for k, t in batch.items()]
+                upsert, self._engine, [record_of(k, t, moment, now) for k, t in batch.items()]
             )
         except Exception as error:
             log.warning("attendance records not written (%s); retrying", error)
@@ -120,5 +153,13 @@ class RecordWriter:
         return len(batch)
 
 
-def _moment(seconds: float | None) -> datetime | None:
+def _aware_moment(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def _sqlite_moment(seconds: float | None) -> str | None:
+    """What SQLAlchemy's SQLite DATETIME stores (UTC, no offset), so the ORM reads it back."""
+    if seconds is None:
+        return None
+    naive = datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+    return naive.isoformat(" ", "microseconds")
