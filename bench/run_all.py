@@ -150,14 +150,19 @@ def _run(command: list[str], figures_file: Path) -> str:
 
 def _document(results: dict[str, "Result"], *, quick: bool, wall: float, load: float) -> str:
     verdict = {True: "met", False: "**missed**", None: "reported"}
+    # Each row says when it was measured: `--only` replaces some rows and keeps the others.
     figures = sorted(
-        (Figure(**figure) for result in results.values() for figure in result["figures"]),
-        key=lambda f: f.id,
+        (
+            (Figure(**figure), result["at"].split(",")[0])
+            for result in results.values()
+            for figure in result["figures"]
+        ),
+        key=lambda pair: pair[0].id,
     )
     rows = "\n".join(
         f"| {f.id} | {f.what} | {f.value} | {f.spread} | {f.baseline} | {f.ratio} | {f.target}"
-        f" | {verdict[f.met]} |"
-        for f in figures
+        f" | {verdict[f.met]} | {at} |"
+        for f, at in figures
     )
     sections = "\n\n".join(
         f"### `{command}`\n\n{result['at']}\n\n```text\n{result['output'].strip()}\n```"
@@ -167,9 +172,9 @@ def _document(results: dict[str, "Result"], *, quick: bool, wall: float, load: f
     return f"""# Benchmarks
 
 Written by `uv run python bench/run_all.py` ({kind}) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC;
-the last run took {wall / 60:.0f} minutes. Every figure is a median over the runs, with its
-spread, against a baseline measured in the same run on the same broker. Nothing here is asserted
-by the tests.
+the last run took {wall / 60:.0f} minutes (rows measured earlier say when). Every figure is a
+median over the runs, with its spread, against a baseline measured in the same run on the same
+broker. Nothing here is asserted by the tests.
 
 ## Machine
 
@@ -177,8 +182,8 @@ by the tests.
 
 ## Figures
 
-| # | what | ours (median) | spread | baseline | ratio | target | |
-| --- | --- | --- | --- | --- | --- | --- | --- |
+| # | what | ours (median) | spread | baseline | ratio | target | | measured |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {rows}
 
 ## What each benchmark printed
