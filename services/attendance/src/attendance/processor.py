@@ -29,6 +29,13 @@ COMMITTED_TIMEOUT = 1.0
 # The high watermark is believed only this long after the fetch that reported it: while the
 # broker is away, or the process was paused, heartbeats may be waiting that it does not count.
 FRESH_HIGHWATER_SECONDS = 2.0
+# A clock tick this much later than planned means the process was stopped (SIGSTOP) or starved.
+STALL_SECONDS = 1.0
+# After a stall, a high watermark counts only from a fetch sent after it: aiokafka stamps a
+# response when it reads it, so one that waited in the socket through the stall looks fresh
+# while it describes the partition before the stall. A fetch waits at most 0.5 s (aiokafka's
+# fetch_max_wait_ms); one second covers it.
+AFTER_STALL_SECONDS = 1.0
 
 
 class NotRestored(RuntimeError):
@@ -69,6 +76,7 @@ class Processor:
         # each key's records in the order the decisions were made.
         self._turn = asyncio.Lock()
         self._settled = asyncio.Event()  # no restore under way
+        self._woke_at = 0.0  # wall time the clock last woke from a stall
         # Records decided but not yet acknowledged by Kafka. The trackers have already moved
         # on, so a failed publish must be retried from here, never recomputed.
         # Per record key: the changelog's (value, partition) and the status topic's value.
@@ -180,12 +188,17 @@ class Processor:
             await self._emit(merged)
 
     async def run_clock(self, every: float) -> None:
+        planned = time.monotonic() + every
         while True:
-            await asyncio.sleep(every)
+            await asyncio.sleep(max(0.0, planned - time.monotonic()))
+            if time.monotonic() - planned > STALL_SECONDS:
+                self._woke_at = time.time()
+                log.warning("the clock woke %.1f s late", time.monotonic() - planned)
             try:
                 await self.on_tick(time.time())
             except Exception:
                 log.exception("expiry tick failed; retrying on the next tick")
+            planned = time.monotonic() + every
 
     # --- output --------------------------------------------------------------------------------
 
@@ -215,7 +228,9 @@ class Processor:
             return False
         tp = TopicPartition(HEARTBEATS.name, partition)
         highwater = consumer.highwater(tp)
-        if highwater is None or not _recently_fetched(consumer, tp):
+        if highwater is None or not highwater_is_current(
+            _polled_at(consumer, tp), time.time(), self._woke_at
+        ):
             return False
         done = self._processed.get(partition)
         if done is None:
@@ -251,12 +266,22 @@ class Processor:
             self.metrics.lag_seconds.set(max(0.0, time.time() - newest))
 
 
-def _recently_fetched(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+def highwater_is_current(polled_at: float | None, now: float, woke_at: float) -> bool:
+    """Whether a high watermark read at `polled_at` still says what Kafka holds: read lately,
+    and by a fetch sent after the process last woke from a stall."""
+    return (
+        polled_at is not None
+        and now - polled_at <= FRESH_HIGHWATER_SECONDS
+        and polled_at > woke_at + AFTER_STALL_SECONDS
+    )
+
+
+def _polled_at(consumer: AIOKafkaConsumer, tp: TopicPartition) -> float | None:
     try:
         polled = consumer.last_poll_timestamp(tp)
     except AssertionError:  # no longer assigned
-        return False
-    return polled is not None and time.time() - polled / 1000 <= FRESH_HIGHWATER_SECONDS
+        return None
+    return None if polled is None else polled / 1000
 
 
 class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
