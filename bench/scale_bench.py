@@ -260,8 +260,7 @@ def _report(
         f"lag (heartbeats in Kafka not yet committed by the processors): median {med(lags):,.0f},"
         f" max {max(lags):,}, at the end {lags[-1]:,}",
         f"heartbeats offered {last.offered:,}, accepted {last.accepted:,}",
-        "cores busy over the steady window (the machine has "
-        f"{os.cpu_count()}): "
+        f"cores busy over the steady window (the machine has {os.cpu_count()}): "
         + ", ".join(f"{name} {(last.cpu[name] - first.cpu[name]) / span:.2f}" for name in last.cpu),
     ]
     table.show()

@@ -191,9 +191,10 @@ class Processor:
         planned = time.monotonic() + every
         while True:
             await asyncio.sleep(max(0.0, planned - time.monotonic()))
-            if time.monotonic() - planned > STALL_SECONDS:
+            late = time.monotonic() - planned
+            if late > STALL_SECONDS:
                 self._woke_at = time.time()
-                log.warning("the clock woke %.1f s late", time.monotonic() - planned)
+                log.warning("the clock woke %.1f s late", late)
             try:
                 await self.on_tick(time.time())
             except Exception:
