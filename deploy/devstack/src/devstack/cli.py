@@ -1,4 +1,4 @@
-"""`devstack` command line: fetch, start and stop the local Kafka broker."""
+"""`devstack` command line: fetch, start and stop the local Kafka broker (or cluster)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from typing import Annotated
 import typer
 
 from devstack.kafka import (
+    CLUSTER_STATE_FILE,
     STATE_FILE,
     Broker,
+    Cluster,
     KafkaLauncherError,
     default_cache_dir,
     fetch,
@@ -57,53 +59,85 @@ def kafka_start(
     keep_data: Annotated[
         bool, typer.Option(help="Keep the fresh temp data dir after the broker stops")
     ] = False,
+    nodes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="1: a single broker; more: a KRaft cluster of that many nodes, its topics "
+            "replicated 3 times (as often as there are nodes, if fewer)",
+        ),
+    ] = 1,
 ) -> None:
-    """Start the broker, print its bootstrap address, and run until Ctrl-C or SIGTERM."""
+    """Start the broker, print its bootstrap address(es), and run until Ctrl-C or SIGTERM."""
     fresh = data_dir is None
     data = data_dir or _fresh_data_dir()
+    cache = cache_dir or default_cache_dir()
     # Handlers go in before the JVM starts so that no signal can orphan it.
     with (
         _reported_errors(),
         _signals_interrupt(signal.SIGTERM, signal.SIGHUP),
-        Broker.start(cache_dir or default_cache_dir(), data, heap=heap) as broker,
+        (
+            Broker.start(cache, data, heap=heap)
+            if nodes == 1
+            else Cluster.start(cache, data, nodes, heap=heap)
+        ) as kafka,
     ):
-        _serve(broker)
+        _serve(kafka)
     # A crashed broker's data dir (and log) is kept for a post-mortem.
-    if broker.exit_code not in CLEAN_EXIT_CODES:
-        typer.echo(f"broker log: {broker.log_path}", err=True)
-    elif fresh and not keep_data:
-        shutil.rmtree(broker.data_dir, ignore_errors=True)
+    crashed = [node for node in _nodes(kafka) if node.exit_code not in CLEAN_EXIT_CODES]
+    for node in crashed:
+        typer.echo(f"broker log: {node.log_path}", err=True)
+    if fresh and not keep_data and not crashed:
+        shutil.rmtree(kafka.data_dir, ignore_errors=True)
 
 
 @app.command("kafka-stop")
 def kafka_stop(
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Data dir of the broker to stop [default: the one running under .var/]"),
+        typer.Option(
+            help="Data dir of the broker or cluster to stop [default: the one running under .var/]"
+        ),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds before SIGTERM becomes SIGKILL")] = 30.0,
 ) -> None:
-    """Stop the broker recorded in <data-dir>/broker.json (SIGTERM, then SIGKILL)."""
+    """Stop the broker recorded in <data-dir>/broker.json, or the cluster of <data-dir>/cluster.json
+    (SIGTERM, then SIGKILL)."""
     with _reported_errors():
-        broker = Broker.from_state(data_dir) if data_dir else _the_running_broker()
-        if not broker.is_running():
-            broker.stop()  # only clears the stale state file
-            typer.echo(f"no broker running from {broker.data_dir} (pid {broker.pid} is gone)")
+        kafka = _recorded(data_dir) if data_dir else _the_running_kafka()
+        if not kafka.is_running():
+            kafka.stop()  # only clears the stale state files
+            typer.echo(f"no broker running from {kafka.data_dir} (pid {_pids(kafka)} is gone)")
             return
-        broker.stop(timeout=timeout)
-    typer.echo(f"stopped Kafka broker pid {broker.pid} ({broker.bootstrap})")
+        kafka.stop(timeout=timeout)
+    typer.echo(f"stopped Kafka {_what(kafka)} pid {_pids(kafka)} ({kafka.bootstrap})")
 
 
-def _serve(broker: Broker) -> None:
+def _serve(kafka: Broker | Cluster) -> None:
     """Create the startup topics, announce the broker, and block until it exits or Ctrl-C."""
+    what = _what(kafka)
     try:
-        asyncio.run(ensure_topics(broker.bootstrap))
-        typer.echo(f"pid {broker.pid}, data in {broker.data_dir}; Ctrl-C stops", err=True)
-        typer.echo(broker.bootstrap)
-        broker.wait()
-        typer.echo(f"Kafka broker exited with code {broker.exit_code}", err=True)
+        replication = kafka.replication_factor if isinstance(kafka, Cluster) else 1
+        asyncio.run(ensure_topics(kafka.bootstrap, replication_factor=replication))
+        typer.echo(f"pid {_pids(kafka)}, data in {kafka.data_dir}; Ctrl-C stops", err=True)
+        typer.echo(kafka.bootstrap)
+        kafka.wait()
+        codes = ", ".join(str(node.exit_code) for node in _nodes(kafka))
+        typer.echo(f"Kafka {what} exited with code {codes}", err=True)
     except KeyboardInterrupt:
-        typer.echo("stopping Kafka broker", err=True)
+        typer.echo(f"stopping Kafka {what}", err=True)
+
+
+def _nodes(kafka: Broker | Cluster) -> list[Broker]:
+    return kafka.nodes if isinstance(kafka, Cluster) else [kafka]
+
+
+def _pids(kafka: Broker | Cluster) -> str:
+    return ", ".join(str(node.pid) for node in _nodes(kafka))
+
+
+def _what(kafka: Broker | Cluster) -> str:
+    return "cluster" if isinstance(kafka, Cluster) else "broker"
 
 
 def _fresh_data_dir() -> Path:
@@ -112,19 +146,27 @@ def _fresh_data_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="kafka-", dir=var))
 
 
-def _the_running_broker() -> Broker:
-    candidates = [Broker.from_state(path.parent) for path in _state_files()]
-    running = [broker for broker in candidates if broker.is_running()]
+def _recorded(data_dir: Path) -> Broker | Cluster:
+    if (data_dir / CLUSTER_STATE_FILE).is_file():
+        return Cluster.from_state(data_dir)
+    return Broker.from_state(data_dir)
+
+
+def _the_running_kafka() -> Broker | Cluster:
+    candidates = [_recorded(path.parent) for path in _state_files()]
+    running = [kafka for kafka in candidates if kafka.is_running()]
     if len(running) == 1:
         return running[0]
     if not running:
         raise KafkaLauncherError(f"no running broker found under {repo_root() / '.var'}")
-    listing = "\n".join(f"  {broker.data_dir} (pid {broker.pid})" for broker in running)
+    listing = "\n".join(f"  {kafka.data_dir} (pid {_pids(kafka)})" for kafka in running)
     raise KafkaLauncherError(f"several brokers are running; pick one with --data-dir:\n{listing}")
 
 
 def _state_files() -> list[Path]:
-    return sorted((repo_root() / ".var").glob(f"*/{STATE_FILE}"))
+    # A cluster's nodes keep their own broker.json one level further down, in node-<id>/.
+    var = repo_root() / ".var"
+    return sorted([*var.glob(f"*/{STATE_FILE}"), *var.glob(f"*/{CLUSTER_STATE_FILE}")])
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """Creating the project's topics explicitly, with their partition counts and cleanup policies.
 
-`python -m servicekit.provision` creates every topic of DESIGN §6 on `KAFKA_BOOTSTRAP_SERVERS`;
-deployments run it once before the services start, so nothing relies on auto-creation.
+`python -m servicekit.provision` creates every topic of DESIGN §6 on `KAFKA_BOOTSTRAP_SERVERS`,
+with `KAFKA_REPLICATION_FACTOR` copies of each partition (default 1); deployments run it once
+before the services start, so nothing relies on auto-creation.
 """
 
 import asyncio
@@ -10,6 +11,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
+from pydantic import Field
 
 from contracts.topics import ALL_TOPICS, Topic
 from servicekit.settings import ServiceSettings
@@ -19,15 +21,29 @@ class ProvisionError(RuntimeError):
     """Kafka refused to create a topic."""
 
 
+class ProvisionSettings(ServiceSettings):
+    """What the topics job reads besides the shared settings."""
+
+    replication_factor: int = Field(1, ge=1, validation_alias="KAFKA_REPLICATION_FACTOR")
+
+
 async def ensure_topics(
-    bootstrap: str, topics: Sequence[Topic] = ALL_TOPICS, *, timeout_ms: int = 30_000
+    bootstrap: str,
+    topics: Sequence[Topic] = ALL_TOPICS,
+    *,
+    replication_factor: int = 1,
+    timeout_ms: int = 30_000,
 ) -> None:
     """Create the topics that do not exist yet; existing ones are left as they are."""
+    if replication_factor < 1:
+        raise ValueError(f"replication_factor must be at least 1, not {replication_factor}")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [_new_topic(topic) for topic in topics if topic.name not in existing]
+        missing = [
+            _new_topic(topic, replication_factor) for topic in topics if topic.name not in existing
+        ]
         if missing:
             response = await admin.create_topics(missing, timeout_ms=timeout_ms)
             _raise_topic_errors(response.topic_errors)
@@ -35,13 +51,22 @@ async def ensure_topics(
         await admin.close()
 
 
-def _new_topic(topic: Topic) -> NewTopic:
+def _new_topic(topic: Topic, replication_factor: int) -> NewTopic:
     return NewTopic(
         name=topic.name,
         num_partitions=topic.partitions,
-        replication_factor=1,
-        topic_configs=topic.config,
+        replication_factor=replication_factor,
+        topic_configs=_topic_config(topic, replication_factor),
     )
+
+
+def _topic_config(topic: Topic, replication_factor: int) -> dict[str, str]:
+    config: dict[str, str] = topic.config
+    if replication_factor == 1:
+        return config
+    # One copy to spare: acks=all goes on with a broker down, yet never acknowledges a record
+    # that a single broker holds. A topic's own setting still wins.
+    return {"min.insync.replicas": str(replication_factor - 1)} | config
 
 
 def _raise_topic_errors(topic_errors: Sequence[tuple[Any, ...]]) -> None:
@@ -57,5 +82,10 @@ def _raise_topic_errors(topic_errors: Sequence[tuple[Any, ...]]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(ensure_topics(ServiceSettings().kafka_bootstrap_servers))
+    settings = ProvisionSettings()
+    asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap_servers, replication_factor=settings.replication_factor
+        )
+    )
     print(f"{len(ALL_TOPICS)} topics present")
