@@ -10,6 +10,7 @@ if [[ ${PREPARE_FOR_TESTS:-} ]]; then
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
   command -v promtool >/dev/null || need_apt+=(prometheus)
   command -v chromium >/dev/null && command -v chromedriver >/dev/null || need_apt+=(chromium chromium-driver fonts-noto-core)
+  command -v go >/dev/null || need_apt+=(golang-go) # builds toxiproxy, below
 fi
 if ((${#need_apt[@]})); then
   echo "installing ${need_apt[*]} from Debian's packages" >&2
@@ -19,5 +20,22 @@ fi
 if ! command -v uv >/dev/null; then
   echo "installing uv from PyPI" >&2
   python3 -m pip install --quiet uv
+fi
+# The fault tests' TCP proxy (tests/fault/toxiproxy.py), built from the Go module proxy into .cache:
+# nothing outside the repo but Go's build cache. Debian 12's Go (1.19) cannot read the go line of
+# v2.9.0 and later, so there it gets v2.8.0, the newest it can, whose API the client also speaks.
+if [[ ${PREPARE_FOR_TESTS:-} ]]; then
+  toxiproxy=v2.12.0
+  (($(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/') >= 23)) || toxiproxy=v2.8.0
+  # The version check (not mere presence) makes a changed pin rebuild; it costs a few ms.
+  if [[ $(.cache/bin/toxiproxy-server -version 2>/dev/null) != *" $toxiproxy" ]]; then
+    echo "building toxiproxy-server $toxiproxy from the Go module proxy (a minute cold)" >&2
+    # -modcacherw: Go's read-only module cache would otherwise make `rm -rf .cache` fail.
+    GOPATH="$PWD/.cache/go" GOMODCACHE="$PWD/.cache/go/mod" GOBIN="$PWD/.cache/go/bin" \
+      GOFLAGS=-modcacherw go install -ldflags="-X github.com/Shopify/toxiproxy/v2.Version=$toxiproxy" \
+      "github.com/Shopify/toxiproxy/v2/cmd/server@$toxiproxy"
+    # go install names it after its package; the rename also means a broken build leaves no binary.
+    mkdir -p .cache/bin && mv -f .cache/go/bin/server .cache/bin/toxiproxy-server
+  fi
 fi
 uv sync --frozen --quiet
