@@ -60,7 +60,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -93,11 +93,11 @@ from attendance.domain import Liveness, Track
 from attendance.encoding import snapshot
 from attendance.ingest import Accepted, HeartbeatIn
 from attendance.metrics import ProcessorMetrics
-from attendance.processor import Processor
+from attendance.partitions import KafkaPartitions, Outgoing
+from attendance.processor import Processor, Timing
 from attendance.quality import QualityRules
 from attendance.records import RecordWriter, make_engine
-from attendance.restore import read_changelog
-from attendance.tracker import Tracker
+from attendance.restore import Restored, read_changelog
 from contracts.codec import decode, encode
 from contracts.events import Heartbeat, PointState, PointStatus, SessionSchedule
 from contracts.topics import (
@@ -117,7 +117,7 @@ from devstack.services import (
     start_service,
 )
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course
-from servicekit.kafka import DeadLetters, Record, make_broker
+from servicekit.kafka import DeadLetters, make_broker
 from servicekit.provision import ensure_topics
 
 BENCHES = ("restore", "processor", "detection", "ingest")
@@ -232,31 +232,26 @@ PROCESSOR_RULES: list[Rule] = [
     ),
     ("attendance records: upsert, the rest (execute, sqlite)", has("upsert (")),
     ("attendance records: record_of", has("record_of")),
-    ("processor: publish, faststream uuid4 correlation id", has("Processor._flush", "uuid4")),
     (
-        "processor: publish, aiokafka producer send",
-        has("Processor._flush", "AIOKafkaProducer.send"),
+        "processor: transactions (send, offsets, commit)",
+        has("Processor._commit", "PartitionWriter.commit"),
     ),
-    (
-        "processor: publish, faststream publish + Prometheus middleware (rest)",
-        has("Processor._flush"),
-    ),
-    ("processor: encode snapshot/status (pydantic)", has("Processor._emit", "encoding.py")),
-    ("processor: _emit, the rest", has("Processor._emit")),
-    ("processor: quality.flagged", has("Processor.on_records", "flagged (")),
+    ("processor: encode snapshot/status (msgspec)", has("Processor._commit", "encoding.py")),
+    ("processor: _commit, the rest", has("Processor._commit")),
+    ("processor: quality.flagged", has("Processor.apply", "flagged (")),
     (
         "processor: domain.on_heartbeat (state machine)",
-        has("Processor.on_records", "on_heartbeat ("),
+        has("Processor.apply", "on_heartbeat ("),
     ),
+    ("processor: watermarks (clock, expiry)", has("Processor.apply", "on_watermark")),
     (
         "processor: Tracker.on_beat, the rest (_store, wheel)",
-        has("Processor.on_records", "Tracker.on_beat"),
+        has("Processor.apply", "Tracker.on_beat"),
     ),
-    ("processor: decode Heartbeat (pydantic)", has("Processor.on_records", "decode (")),
-    ("processor: on_records, the rest", has("Processor.on_records")),
+    ("processor: decode Heartbeat (msgspec)", has("Processor.apply", "heartbeat_of")),
+    ("processor: apply, the rest", has("Processor.apply")),
     ("faststream subscriber: uuid4 per record of a batch", has("consume", "faststream", "uuid4")),
     ("faststream subscriber: the rest (parser, middlewares, fetch)", has("faststream", "consume")),
-    ("expiry clock tick", has("run_clock")),
     ("/metrics scrape", has("generate_latest")),
     ("HTTP (uvicorn, FastAPI)", has("uvicorn/protocols")),
     ("aiokafka background (fetcher, sender, connections)", has("aiokafka")),
@@ -670,30 +665,35 @@ async def processor_run(
     return base_total, base_steady, ours
 
 
-class BarePublisher:
-    """Publishes straight to an aiokafka producer, as FastStream's publisher does underneath."""
+class NullWriter:
+    """Commits nothing: what the processor costs without producing."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
-        self._producer, self._topic = producer, topic
+    async def commit(self, out: Outgoing, offset: int, metadata: str) -> None:
+        del out, offset, metadata
 
-    async def publish(
-        self, value: bytes, *, key: bytes, partition: int | None, no_confirm: bool
-    ) -> Awaitable[Any]:
-        future: Awaitable[Any] = await self._producer.send(
-            self._topic, value, key=key, partition=partition
-        )
-        return future
+    async def close(self) -> None:
+        return None
 
 
-class NullPublisher:
-    """Publishes nothing: what the processor costs without producing."""
+class BenchPartitions:
+    """Partitions handed over directly, nothing restored (the changelog on this broker holds
+    the service's run: this measures processing, not restoring), with real transactional
+    writers or none."""
 
-    async def publish(
-        self, value: bytes, *, key: bytes, partition: int | None, no_confirm: bool
-    ) -> Awaitable[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+    def __init__(self, bootstrap: str, group: str, transactions: bool) -> None:
+        self._kafka = KafkaPartitions(bootstrap, group, client_id="bench-inproc")
+        self._transactions = transactions
+
+    async def open(self, partition: int) -> Any:
+        if self._transactions:
+            return await self._kafka.open(partition)
+        return NullWriter()
+
+    async def committed(self, partitions: Iterable[int]) -> dict[int, tuple[int | None, str]]:
+        return dict.fromkeys(partitions, (None, ""))
+
+    async def restore(self, partitions: Iterable[int]) -> tuple[Restored, float]:
+        return {p: {} for p in partitions}, 0.0
 
 
 @dataclass
@@ -715,84 +715,65 @@ async def topic_ends(bootstrap: str, *topics: Topic) -> int:
 
 
 async def processor_in_process(
-    bootstrap: str, m: int, tmp: Path, publishers: str, profile: bool
+    bootstrap: str, m: int, tmp: Path, writers: str, profile: bool
 ) -> InProcess:
-    """Feed the backlog to an in-process Processor (a bare consumer instead of FastStream's
-    subscriber, no clock, same batch limit), with `publishers`: "faststream" (the service's,
-    with its Prometheus middleware), "aiokafka" (a bare producer, acks=all, idempotent,
-    linger 5 ms) or "none"; the rate and, with `profile`, cProfile's top costs."""
+    """Feed the backlog to an in-process Processor (a bare consumer, same batch limit, the
+    service's commit interval), with `writers`: "transactions" (one transactional producer
+    per partition, as the service) or "none"; the rate and, with `profile`, cProfile's top
+    costs."""
     registry = CollectorRegistry()
     broker = make_broker(bootstrap, client_id="bench-inproc", registry=registry)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
-    )
-    statuses: Any
-    changelog: Any
-    if publishers == "faststream":
-        statuses = broker.publisher(POINT_STATUS.name)
-        changelog = broker.publisher(STATE_CHANGELOG.name)
-    elif publishers == "aiokafka":
-        statuses = BarePublisher(producer, POINT_STATUS.name)
-        changelog = BarePublisher(producer, STATE_CHANGELOG.name)
-    else:
-        statuses = changelog = NullPublisher()
+    group = f"bench-inproc-{uuid.uuid4().hex[:8]}"
+    records = RecordWriter(make_engine(f"sqlite:///{tmp / f'inproc-{uuid.uuid4().hex[:6]}.db'}"))
     processor = Processor(
-        bootstrap=bootstrap,
-        statuses=statuses,
-        changelog=changelog,
+        partitions=BenchPartitions(bootstrap, group, transactions=writers == "transactions"),
         dead_letters=DeadLetters(broker, registry),
         liveness_of=lambda _: Liveness(),
         expected_of=lambda _: 0,
         rules=QualityRules(),
-        grace=0.5,
+        timing=Timing(),
+        group=group,
+        metrics=ProcessorMetrics(registry, lambda: iter(())),
+        changed=records.changed,
     )
-    processor.metrics = ProcessorMetrics(registry, processor.tracks)
-    records = RecordWriter(make_engine(f"sqlite:///{tmp / f'inproc-{uuid.uuid4().hex[:6]}.db'}"))
-    processor.changed = records.changed
-    # Partitions handed over directly instead of restored (the changelog on this broker holds
-    # the service's run): this measures processing, not restoring.
-    for partition in range(HEARTBEATS.partitions):
-        processor._partitions[partition] = Tracker(
-            lambda _: Liveness(), lambda _: 0, rules=QualityRules(), grace=0.5
-        )
-    processor._settled.set()
     outputs_before = await topic_ends(bootstrap, STATE_CHANGELOG, POINT_STATUS)
     await broker.start()
-    await producer.start()
     writer = asyncio.create_task(records.run(2.0))
     consumer = AIOKafkaConsumer(
-        HEARTBEATS.name,
-        bootstrap_servers=bootstrap,
-        group_id=f"bench-inproc-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
     )
     await consumer.start()
+    partitions = [TopicPartition(HEARTBEATS.name, p) for p in range(HEARTBEATS.partitions)]
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    await processor.assign({tp.partition for tp in partitions})
     profiler = cProfile.Profile() if profile else None
     count = batches = 0
     first = None
     try:
         while count < m:
             fetched = await consumer.getmany(timeout_ms=200, max_records=5000)
-            batch: list[Record] = [r for rs in fetched.values() for r in rs]
-            if not batch:
+            if not fetched:
                 continue
             if first is None:
                 first = time.perf_counter()
                 if profiler is not None:
                     profiler.enable()
-            await processor.on_records(batch)
-            count += len(batch)
+            for tp, batch in fetched.items():
+                await processor.apply(tp.partition, batch)
+                count += len(batch)
+            await processor.commit_due()
             batches += 1
+        await processor.commit_due(force=True)
         done = time.perf_counter()
         if profiler is not None:
             profiler.disable()
     finally:
+        await processor.close()
         await consumer.stop()
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
-        await producer.stop()
         await broker.stop()
     assert first is not None
     outputs = await topic_ends(bootstrap, STATE_CHANGELOG, POINT_STATUS) - outputs_before
@@ -835,15 +816,15 @@ def run_processor(args: argparse.Namespace, tmp: Path) -> list[Table]:
             base_steadies.append(base_steady)
             service_runs.append(ours)
             if args.profile and run == args.runs - 1:
-                for publishers in ("faststream", "aiokafka", "none", "faststream+cProfile"):
-                    step(f"processor: in-process Processor, publishers: {publishers}")
-                    in_process[publishers] = asyncio.run(
+                for writers in ("transactions", "none", "transactions+cProfile"):
+                    step(f"processor: in-process Processor, writers: {writers}")
+                    in_process[writers] = asyncio.run(
                         processor_in_process(
                             broker.bootstrap,
                             m,
                             run_dir,
-                            publishers.split("+")[0],
-                            profile=publishers.endswith("cProfile"),
+                            writers.split("+")[0],
+                            profile=writers.endswith("cProfile"),
                         )
                     )
     b_total, b_steady = med(base_totals), med(base_steadies)
@@ -918,9 +899,9 @@ def run_processor(args: argparse.Namespace, tmp: Path) -> list[Table]:
     tables = [table]
     if in_process:
         breakdown = Table(
-            "processor in-process: Processor.on_records fed the same backlog by a bare consumer"
-            " (no FastStream subscriber, no clock), one pass each",
-            ("publishers", "heartbeats/s", "batches", "records/batch", "outputs/heartbeat"),
+            "processor in-process: Processor.apply and commit_due fed the same backlog by a bare"
+            " consumer, one pass each",
+            ("writers", "heartbeats/s", "batches", "records/batch", "outputs/heartbeat"),
         )
         for label, result in in_process.items():
             breakdown.rows.append(
@@ -933,12 +914,12 @@ def run_processor(args: argparse.Namespace, tmp: Path) -> list[Table]:
                 )
             )
         breakdown.notes.append(
-            "faststream = the service's publishers (make_broker, Prometheus middleware);"
-            " aiokafka = a bare producer with the same acks/idempotence/linger; none = no produce"
+            "transactions = one transactional producer per partition, a transaction per"
+            " partition every 0.25 s, as the service; none = nothing produced"
         )
         tables.append(breakdown)
-        report = in_process["faststream+cProfile"].report
-        report = "== processor: cProfile of the in-process run (faststream publishers)\n" + report
+        report = in_process["transactions+cProfile"].report
+        report = "== processor: cProfile of the in-process run (transactions)\n" + report
         print("\n" + report, flush=True)
         REPORTS.append(report)
     return tables

@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from attendance.clock import IngestClock
 from attendance.domain import Beat, Liveness
-from attendance.tracker import Tracker
+from attendance.tracker import Pending, Tracker
 from contracts.codec import decode, encode
 from contracts.events import Heartbeat
 
@@ -24,7 +25,9 @@ def payloads(heartbeats: int, points: int) -> list[bytes]:
     start = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     out = []
     for n in range(heartbeats):
-        at = start + timedelta(seconds=5 * (n // points))
+        # Spread over each 5 s round, as points beat: a whole round at one instant would look
+        # like the monitor accepting nothing in between (an outage taken out of silence).
+        at = start + timedelta(seconds=5 * (n // points) + 5 * (n % points) / points)
         out.append(
             encode(
                 Heartbeat(
@@ -52,11 +55,12 @@ def baseline(data: list[bytes]) -> None:
 
 
 def ours(data: list[bytes]) -> None:
-    tracker = Tracker(lambda _: Liveness())
+    tracker = Tracker(lambda _: Liveness(), clock=IngestClock(outage_after=1.0, gone_after=10.0))
+    pending: Pending = {}
     for record in data:
         heartbeat = decode(Heartbeat, record)
         beat = Beat(heartbeat.seq, heartbeat.received_at.timestamp(), heartbeat.learners)
-        tracker.on_beat((heartbeat.session_code, heartbeat.point_code), beat)
+        tracker.on_beat((heartbeat.session_code, heartbeat.point_code), beat, pending)
 
 
 def main() -> None:

@@ -6,13 +6,15 @@ from aiokafka import AIOKafkaConsumer
 async def records_of_keys(
     bootstrap: str, topic: str, keys: set[bytes]
 ) -> list[tuple[bytes, bytes | None]]:
-    """Every record of `keys` on `topic` so far, in offset order (a key keeps one partition)."""
+    """Every committed record of `keys` on `topic` so far, in offset order (a key keeps one
+    partition)."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         group_id=None,
         enable_auto_commit=False,
+        isolation_level="read_committed",
     )
     await consumer.start()
     try:

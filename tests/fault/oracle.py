@@ -1,10 +1,19 @@
 """The truth of a session, recomputed from the raw records, and how the system differs from it.
 
 The recomputation reads only what the system cannot have tampered with after the fact: the
-heartbeats on `attendance.heartbeats` (each with the server's receive time) and the registry
-topics. It applies DESIGN §4 on its own, without `attendance.domain`: a shared bug would
-otherwise agree with itself. It is asked once the processor's consumer lag is zero, and its
-answer is compared with attendance's latest status per point and reporting's totals.
+records on `attendance.heartbeats` (each heartbeat with the server's receive time, each record
+with the broker's append time) and the registry topics. It applies the rules of
+docs/reliability.md on its own, without `attendance.domain` or `attendance.clock`: a shared bug
+would otherwise agree with itself. Besides the session's timeouts:
+
+- a heartbeat the broker appended more than the ingest's publish timeout after it was received
+  was answered 503 (the ingest gives up by then): it was never accepted, and is not taken;
+- in each partition, every record is evidence that the monitor was accepting at its moment (a
+  heartbeat's receive time, a watermark's); where the evidence stops for longer than the outage
+  allowance, the monitor could not accept, and that stretch is no present point's silence.
+
+It is asked once the processor's consumer lag is zero, and its answer is compared with
+attendance's latest committed status per point and reporting's totals.
 """
 
 import time
@@ -19,7 +28,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.codec import ContractError, decode
-from contracts.events import Heartbeat, PointRegistration, PointStatus, SessionSchedule
+from contracts.events import (
+    Heartbeat,
+    IngestWatermark,
+    PointRegistration,
+    PointStatus,
+    SessionSchedule,
+)
 from contracts.topics import HEARTBEATS, POINT_STATUS, REGISTRY_POINTS, REGISTRY_SESSIONS, Topic
 from tests.e2e.helpers import eventually
 
@@ -27,30 +42,78 @@ PROCESSOR_GROUP = "attendance-processor"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PRESENT = ("connected", "late")
 STATES = ("connected", "late", "disconnected", "never_connected")
+LOG_APPEND_TIME = 1
+
+
+@dataclass(frozen=True)
+class Allowances:
+    """The figures of docs/reliability.md the truth depends on, as the services are set."""
+
+    publish_timeout: float = 5.0  # ATTENDANCE_PUBLISH_TIMEOUT_SECONDS
+    outage_after: float = 1.0  # ATTENDANCE_OUTAGE_AFTER_SECONDS
 
 
 # --- reading topics ------------------------------------------------------------------------------
 
 
-async def read_topic(bootstrap: str, topic: Topic) -> list[tuple[bytes | None, bytes | None]]:
-    """Every record of `topic` up to its end as of now, partition by partition in offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+@dataclass(frozen=True)
+class Landed:
+    """A record as the broker keeps it."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    appended_at: float | None  # the broker's append time, where the topic keeps it
+
+
+async def read_records(bootstrap: str, topic: Topic) -> list[Landed]:
+    """Every committed record of `topic` up to its end as of now (what a `read_committed`
+    reader, the desk among them, can ever see), partition by partition in offset order."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        found: list[tuple[int, int, bytes | None, bytes | None]] = []
+        found: list[Landed] = []
         remaining = {tp for tp in partitions if ends[tp] > 0}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
             for tp, records in batches.items():
-                found += [(tp.partition, r.offset, r.key, r.value) for r in records]
+                found += [
+                    Landed(
+                        tp.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        r.timestamp / 1000 if r.timestamp_type == LOG_APPEND_TIME else None,
+                    )
+                    for r in records
+                ]
             remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
-        return [(key, value) for _, _, key, value in sorted(found, key=lambda r: r[:2])]
+        return sorted(found, key=lambda r: (r.partition, r.offset))
     finally:
         await consumer.stop()
+
+
+async def read_topic(bootstrap: str, topic: Topic) -> list[tuple[bytes | None, bytes | None]]:
+    """Every committed record of `topic`, partition by partition in offset order."""
+    return [(r.key, r.value) for r in await read_records(bootstrap, topic)]
+
+
+async def caught_up(bootstrap: str, patience: float, group: str = PROCESSOR_GROUP) -> None:
+    """Wait until the group has committed every record the heartbeat topic holds now (the
+    ingest's watermarks keep coming, so "no lag at all" would never be seen)."""
+    ends = await read_end_offsets(bootstrap)
+
+    def done(committed: dict[int, int]) -> bool:
+        return all(committed.get(p, 0) >= end for p, end in ends.items())
+
+    await eventually(lambda: committed_offsets(bootstrap, group), done, patience)
 
 
 async def processor_lag(bootstrap: str, group: str = PROCESSOR_GROUP) -> int:
@@ -118,16 +181,24 @@ class Truth:
     first_seen: float | None = None
     present_seconds: float = 0.0
     beats_applied: int = 0
+    # The last heartbeat, moved later by each outage of the monitor since: silence counts from
+    # here.
+    quiet_from: float | None = None
 
     def silence(self, until: float, late_after: float, disconnected_after: float) -> None:
         """What silence since the last heartbeat did to a present point by `until`."""
-        if self.state not in PRESENT or self.last_seen is None:
+        if self.state not in PRESENT or self.quiet_from is None:
             return
-        quiet = until - self.last_seen
+        quiet = until - self.quiet_from
         if quiet >= disconnected_after:
             self.state = "disconnected"
         elif quiet >= late_after:
             self.state = "late"
+
+    def outage(self, began: float, seconds: float) -> None:
+        """The monitor accepted nothing for `seconds` after `began`: not this point's silence."""
+        if self.state in PRESENT and self.quiet_from is not None and self.quiet_from <= began:
+            self.quiet_from += seconds
 
     def hear(self, beat: Heartbeat, late_after: float, disconnected_after: float) -> None:
         if beat.seq <= self.seq:
@@ -141,6 +212,7 @@ class Truth:
         self.reconnects += self.state == "connected" and coming_back
         self.seq, self.learners = beat.seq, beat.learners
         self.last_seen = received if self.last_seen is None else max(self.last_seen, received)
+        self.quiet_from = max(self.quiet_from or self.last_seen, self.last_seen)
         self.first_seen = received if self.first_seen is None else self.first_seen
         self.beats_applied += 1
 
@@ -187,20 +259,67 @@ async def session_heartbeats(
     return found
 
 
-async def recompute(bootstrap: str, session_code: str, now: float | None = None) -> Oracle:
-    """The truth as of `now` (server time) from the raw heartbeats of the session."""
+async def recompute(
+    bootstrap: str,
+    session_code: str,
+    now: float | None = None,
+    allowances: Allowances = Allowances(),
+) -> Oracle:
+    """The truth as of `now` (server time; by default, as far as each partition's watermarks
+    prove the ingest was accepting) from the raw records of the session."""
     session, points = await enrolled(bootstrap, session_code)
     late, gone = session.late_after_s, session.disconnected_after_s
     truths: dict[str, Truth] = {}
     oracle = Oracle(session, points, truths)
-    for _, _, beat in await session_heartbeats(bootstrap, session_code):
-        oracle.records += 1
-        oracle.on_topic.add((beat.point_code, beat.seq))
-        truths.setdefault(beat.point_code, Truth()).hear(beat, late, gone)
-    moment = time.time() if now is None else now
-    for truth in truths.values():
-        truth.silence(moment, late, gone)
+    by_partition: dict[int, list[Landed]] = {}
+    for record in await read_records(bootstrap, HEARTBEATS):
+        by_partition.setdefault(record.partition, []).append(record)
+    for records in by_partition.values():
+        heard: dict[str, Truth] = {}
+        evidence: float | None = None
+        proved: float | None = None
+        for record in records:
+            moment, beat = _moment_of(record, allowances)
+            if moment is None:
+                continue
+            if evidence is not None and moment - evidence > allowances.outage_after:
+                for truth in heard.values():
+                    truth.outage(evidence, moment - evidence - allowances.outage_after)
+            evidence = moment if evidence is None else max(evidence, moment)
+            if beat is None:
+                proved = moment if proved is None else max(proved, moment)
+            elif beat.session_code == session_code:
+                oracle.records += 1
+                oracle.on_topic.add((beat.point_code, beat.seq))
+                truth = heard.setdefault(beat.point_code, Truth())
+                truth.hear(beat, late, gone)
+        until = now if now is not None else (proved if proved is not None else time.time())
+        for truth in heard.values():
+            truth.silence(until, late, gone)
+        truths.update(heard)
     return oracle
+
+
+def _moment_of(record: Landed, allowances: Allowances) -> tuple[float | None, Heartbeat | None]:
+    """The moment a record proves the ingest accepting, and the heartbeat it is, if one: (None,
+    None) for a record that proves nothing (unreadable, or a heartbeat answered 503)."""
+    if record.key is not None and record.key.startswith(b"~"):
+        try:
+            mark = decode(IngestWatermark, record.value)
+        except ContractError:
+            return None, None
+        return mark.accepting_at.timestamp(), None
+    try:
+        beat = decode(Heartbeat, record.value)
+    except ContractError:
+        return None, None
+    received = beat.received_at.timestamp()
+    if (
+        record.appended_at is not None
+        and record.appended_at - received > allowances.publish_timeout
+    ):
+        return None, None
+    return received, beat
 
 
 # --- the system, compared ------------------------------------------------------------------------
@@ -261,8 +380,13 @@ def status_differences(oracle: Oracle, statuses: dict[str, PointStatus]) -> dict
     return differences
 
 
-async def compare(bootstrap: str, reporting: httpx.AsyncClient, session_code: str) -> Comparison:
-    oracle = await recompute(bootstrap, session_code)
+async def compare(
+    bootstrap: str,
+    reporting: httpx.AsyncClient,
+    session_code: str,
+    allowances: Allowances = Allowances(),
+) -> Comparison:
+    oracle = await recompute(bootstrap, session_code, allowances=allowances)
     statuses = await latest_statuses(bootstrap, session_code)
     response = await reporting.get(f"/v1/sessions/{session_code}/totals")
     served = served_totals(response.json()) if response.status_code == 200 else {}
@@ -274,27 +398,35 @@ async def compare(bootstrap: str, reporting: httpx.AsyncClient, session_code: st
 
 
 async def missing_from_topic(
-    bootstrap: str, session_code: str, accepted: Iterable[tuple[str, int]]
+    bootstrap: str,
+    session_code: str,
+    accepted: Iterable[tuple[str, int]],
+    allowances: Allowances = Allowances(),
 ) -> set[tuple[str, int]]:
-    """Heartbeats answered 202 that are not on `attendance.heartbeats` (read once the senders
-    have stopped, so every answer counted was given before the read)."""
-    on_topic = (await recompute(bootstrap, session_code)).on_topic
+    """Heartbeats answered 202 that are not on `attendance.heartbeats`, or landed there only
+    after the publish timeout (read once the senders have stopped, so every answer counted was
+    given before the read)."""
+    on_topic = (await recompute(bootstrap, session_code, allowances=allowances)).on_topic
     return set(accepted) - on_topic
 
 
 async def agreement(
-    bootstrap: str, reporting_url: str, session_code: str, patience: float = 90.0
+    bootstrap: str,
+    reporting_url: str,
+    session_code: str,
+    patience: float = 90.0,
+    allowances: Allowances = Allowances(),
 ) -> Comparison:
     """Wait for the processor's lag to reach zero, then for the system to equal the oracle.
 
     Both sides move while points keep beating, so a disagreement is only final once the
     patience ran out: a state on the edge of `late_after` may be judged a moment apart.
     """
-    await eventually(lambda: processor_lag(bootstrap), lambda lag: lag == 0, patience)
+    await caught_up(bootstrap, patience)
     async with httpx.AsyncClient(base_url=reporting_url, timeout=10) as reporting:
         try:
             return await eventually(
-                lambda: compare(bootstrap, reporting, session_code),
+                lambda: compare(bootstrap, reporting, session_code, allowances),
                 lambda comparison: comparison.differences == 0,
                 patience,
             )
@@ -380,6 +512,16 @@ async def status_history(bootstrap: str, session_code: str) -> dict[str, list[st
             status = decode(PointStatus, value)
             history.setdefault(status.point_code, []).append(status.state.value)
     return history
+
+
+def false_transitions(history: dict[str, list[str]], beating: set[str]) -> dict[str, list[str]]:
+    """Points whose senders never stopped, yet were published late or disconnected: the
+    test's own schedule says who kept beating, no recomputation needed."""
+    return {
+        code: states
+        for code, states in history.items()
+        if code in beating and {"late", "disconnected"} & set(states)
+    }
 
 
 def flaps(oracle: Oracle, history: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -23,7 +23,7 @@ from devstack.simulate import DEV_OPERATOR_TOKEN, SimulatedPoint, send_heartbeat
 from tests.e2e.helpers import eventually
 from tests.e2e.test_thin_path import fresh_plan, registered_points
 from tests.fault.conftest import Figures
-from tests.fault.state import end_offsets, outbox_drained, registration_db
+from tests.fault.state import outbox_drained, records_published, registration_db
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 OPERATOR = {"Authorization": f"Bearer {DEV_OPERATOR_TOKEN}"}
@@ -73,7 +73,7 @@ async def test_every_forged_or_stale_credential_is_refused_and_publishes_nothing
     await heard(attendance, rotated, session)
     await eventually(lambda: status_with(attendance, revoked, session), lambda s: s == 401)
     await outbox_drained(registration_db(stack["registration"]))
-    before = await end_offsets(kafka.bootstrap, WATCHED)
+    before = await records_published(kafka.bootstrap, WATCHED)
 
     own = beat(speaker, session)
     heartbeat = "/v1/heartbeats"
@@ -145,7 +145,7 @@ async def test_every_forged_or_stale_credential_is_refused_and_publishes_nothing
         "operator route, point token: read": 403,
     }
     await asyncio.sleep(RELAY_POLLS)
-    after = await end_offsets(kafka.bootstrap, WATCHED)
+    after = await records_published(kafka.bootstrap, WATCHED)
     assert after == before
     # The tokens that are still good still work: the refusals took nothing from them.
     assert await status_with(attendance, rotated, session) == 202
@@ -197,7 +197,7 @@ async def test_a_point_flooding_at_a_hundred_times_its_rate_is_limited_and_other
     # Every steady point heard once, so attendance surely knows them all before the flood.
     for point in steady:
         await heard(clients["attendance"], point, plan.session_code)
-    before = await end_offsets(kafka.bootstrap, (HEARTBEATS,))
+    before = await records_published(kafka.bootstrap, (HEARTBEATS,))
     rate = 1 / plan.heartbeat_interval_s
     limits = httpx.Limits(max_connections=200)
     async with httpx.AsyncClient(base_url=stack["attendance"].url, timeout=30, limits=limits) as to:
@@ -212,7 +212,7 @@ async def test_a_point_flooding_at_a_hundred_times_its_rate_is_limited_and_other
     # At most the burst (10) and one a second of the flood are heard; the rest are limited.
     assert flood_statuses[202] <= 10 + FLOOD_SECONDS + 1
     assert steady_statuses == {202: STEADY_POINTS * int(FLOOD_SECONDS * rate)}
-    after = await end_offsets(kafka.bootstrap, (HEARTBEATS,))
+    after = await records_published(kafka.bootstrap, (HEARTBEATS,))
     published = after[HEARTBEATS.name] - before[HEARTBEATS.name]
     assert published == flood_statuses[202] + steady_statuses[202]
     slowest = max(seconds for answers in others for _, seconds in answers)

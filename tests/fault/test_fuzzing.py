@@ -22,7 +22,7 @@ from tests.e2e.test_thin_path import fresh_plan, registered_points, totals
 from tests.fault.conftest import Figures
 from tests.fault.credentials import presenting
 from tests.fault.fuzzing import AnyCase, Operation, Tally, fuzz
-from tests.fault.state import end_offsets, outbox_drained, registration_db, registry_rows
+from tests.fault.state import outbox_drained, records_published, registration_db, registry_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 
@@ -66,7 +66,7 @@ async def test_registration_fuzzed_by_strangers_is_refused_and_changes_nothing(
     registration = stack["registration"]
     db = registration_db(registration)
     await outbox_drained(db)
-    rows, offsets = registry_rows(db), await end_offsets(kafka.bootstrap, REGISTRY)
+    rows, offsets = registry_rows(db), await records_published(kafka.bootstrap, REGISTRY)
 
     tally = Tally()
     for token in (None, "not-the-operator-token", point.token):
@@ -83,7 +83,7 @@ async def test_registration_fuzzed_by_strangers_is_refused_and_changes_nothing(
 
     assert set(tally.statuses) <= {401, 403}, tally.summary()
     await asyncio.sleep(RELAY_POLLS)
-    after = await end_offsets(kafka.bootstrap, REGISTRY)
+    after = await records_published(kafka.bootstrap, REGISTRY)
     assert registry_rows(db) == rows
     assert after == offsets
     figures(**outcome(tally, sum(after.values()) - sum(offsets.values())))
@@ -138,7 +138,7 @@ async def test_attendance_fuzzed_publishes_exactly_what_it_accepted(
     plan = fresh_plan(points=2)
     speaker, stranger = await registered_points(clients, plan)
     attendance = stack["attendance"]
-    before = await end_offsets(kafka.bootstrap, (HEARTBEATS,))
+    before = await records_published(kafka.bootstrap, (HEARTBEATS,))
 
     # Bodies as generated: codes of nobody the token may speak for, or no valid body at all.
     refused = Tally()
@@ -154,7 +154,7 @@ async def test_attendance_fuzzed_publishes_exactly_what_it_accepted(
             )
         )
     assert set(refused.statuses) <= REFUSALS, refused.summary()
-    assert await end_offsets(kafka.bootstrap, (HEARTBEATS,)) == before
+    assert await records_published(kafka.bootstrap, (HEARTBEATS,)) == before
 
     # The same generated fields in the speaker's own name: some are accepted, the rest limited.
     def own_name(case: AnyCase) -> None:
@@ -178,7 +178,7 @@ async def test_attendance_fuzzed_publishes_exactly_what_it_accepted(
         only=lambda operation: not protected(operation),
     )
     assert set(heard.statuses) <= {202, 429} and heard.statuses[202] >= 1, heard.summary()
-    after = await end_offsets(kafka.bootstrap, (HEARTBEATS,))
+    after = await records_published(kafka.bootstrap, (HEARTBEATS,))
     assert after[HEARTBEATS.name] - before[HEARTBEATS.name] == heard.statuses[202]
     refused.add(opened)
     figures(

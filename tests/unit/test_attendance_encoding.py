@@ -84,6 +84,7 @@ tracks = st.builds(
     max_learners=st.none() | counts,
     count_varied=st.booleans(),
     flags=st.frozensets(st.sampled_from(["over_capacity", "jump", "frozen"])),
+    silent_since=st.none() | seconds,
 )
 
 

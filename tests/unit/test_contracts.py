@@ -49,7 +49,11 @@ def test_anything_else_is_a_contract_error(data: bytes | None) -> None:
 def test_topics_compaction_and_dead_letters() -> None:
     assert REGISTRY_POINTS.config["cleanup.policy"] == "compact"
     assert POINT_STATUS.config["cleanup.policy"] == "compact"
-    assert HEARTBEATS.config == {"cleanup.policy": "delete", "retention.ms": "86400000"}
+    assert HEARTBEATS.config == {
+        "cleanup.policy": "delete",
+        "retention.ms": "86400000",
+        "message.timestamp.type": "LogAppendTime",
+    }
     names = {topic.name for topic in ALL_TOPICS}
     assert {"attendance.heartbeats.dlq", "registry.points.dlq"} <= names
 

@@ -108,7 +108,7 @@ def test_incremental_totals_equal_a_recomputation_after_every_record(
     for kind, record in events:
         put(live, kind, record)
         for code, view in live.sessions.items():
-            totals = totals_of(code, view, NOW)
+            totals = totals_of(code, view, NOW, live.judged)
             expected = recomputed(live, code)
             assert (
                 totals.registered,
@@ -140,7 +140,7 @@ def test_replaying_the_same_records_changes_nothing() -> None:
     live.put_point(point("P1", 0, 0, ("C1",), True, 30), NOW)
     for _ in range(3):
         live.put_status(status("S1", "P1", PointState.CONNECTED, 25), NOW)
-    totals = totals_of("S1", live.sessions["S1"], NOW)
+    totals = totals_of("S1", live.sessions["S1"], NOW, live.judged)
     assert (totals.connected, totals.learners_present, totals.peak_connected) == (1, 25, 1)
 
 
@@ -153,7 +153,7 @@ def test_peaks_keep_their_time() -> None:
     for n in range(3):
         live.put_status(status("S1", f"P{n}", PointState.CONNECTED, 20), later)
     live.put_status(status("S1", "P0", PointState.DISCONNECTED, 0), later + timedelta(minutes=1))
-    totals = totals_of("S1", live.sessions["S1"], NOW)
+    totals = totals_of("S1", live.sessions["S1"], NOW, live.judged)
     assert (totals.connected, totals.peak_connected, totals.peak_connected_at) == (2, 3, later)
     assert (totals.peak_learners, totals.peak_learners_at) == (60, later)
 
@@ -161,7 +161,7 @@ def test_peaks_keep_their_time() -> None:
 def tallies(live: LiveTotals) -> dict[str, object]:
     """Everything a session's totals count, without the peaks (history, not state)."""
     return {
-        code: totals_of(code, view, NOW).model_dump(
+        code: totals_of(code, view, NOW, live.judged).model_dump(
             exclude={"peak_connected", "peak_connected_at", "peak_learners", "peak_learners_at"}
         )
         for code, view in live.sessions.items()

@@ -47,7 +47,10 @@ def _heading(scene: Scene, dashboard: str) -> Text:
 
 
 def _totals(totals: dict[str, Any]) -> Table:
-    table = Table(title="Live totals (reporting)", title_justify="left")
+    title = "Live totals (reporting)"
+    if totals.get("unknown"):
+        title += f" [bold]— states unknown since {totals.get('judged_until') or 'start'}[/]"
+    table = Table(title=title, title_justify="left")
     for column in ("registered", "connected", "late", "disconnected", "never", "learners", "rate"):
         table.add_column(column, justify="right")
     table.add_row(

@@ -100,6 +100,32 @@ class Heartbeat(Event):
     leaving: bool = False
 
 
+class IngestWatermark(Event):
+    """An ingest instance's proof that it was accepting heartbeats (attendance.heartbeats, sent
+    to every partition a few times a second, keyed `~<ingest>`).
+
+    Every heartbeat that instance received before `accepting_at` and wrote to this partition
+    comes before the watermark in it: a processor that has read it knows all of them. `final`
+    says the instance stops (it will write nothing more)."""
+
+    event_type: Literal["attendance.watermark"] = "attendance.watermark"
+    schema_version: Literal[1] = 1
+    ingest: Code
+    accepting_at: AwareDatetime
+    final: bool = False
+
+
+class MonitorClock(Event):
+    """How far the processor has judged one heartbeat partition (attendance.monitor-clock,
+    compacted, keyed by partition): its statuses are true as of `judged_until`. While the
+    monitor cannot accept heartbeats it stops, and the desk sees "unknown" rather than drops."""
+
+    event_type: Literal["attendance.monitor_clock"] = "attendance.monitor_clock"
+    schema_version: Literal[1] = 1
+    partition: Annotated[int, Field(ge=0)]
+    judged_until: AwareDatetime
+
+
 class PointStatus(Event):
     """Latest connection state of a point in a session (attendance.point-status)."""
 
@@ -157,6 +183,11 @@ class Totals(Counts):
     schema_version: Literal[1] = 1
     session_code: Code
     as_of: AwareDatetime
+    # The states are true as of this moment: the processor judges silence only as far as the
+    # ingest proves it was accepting. `unknown` while that lags behind (Kafka, the ingest or
+    # the processor away): the desk then knows it does not know, and no point is dropped.
+    judged_until: AwareDatetime | None = None
+    unknown: bool = False
     peak_connected: Total = 0
     peak_connected_at: AwareDatetime | None = None
     peak_learners: Total = 0

@@ -40,7 +40,15 @@ class Topic:
 
 REGISTRY_POINTS = Topic("registry.points", 6, key="point code", compacted=True)
 REGISTRY_SESSIONS = Topic("registry.sessions", 1, key="session code", compacted=True)
-HEARTBEATS = Topic("attendance.heartbeats", 12, key="point code", retention_ms=DAY_MS)
+# Stamped by the broker when appended: a heartbeat that reached Kafka only after its ingest had
+# answered 503 (the publish timed out) is told apart from one that was accepted.
+HEARTBEATS = Topic(
+    "attendance.heartbeats",
+    12,
+    key="point code (an ingest's watermarks: ~ingest)",
+    retention_ms=DAY_MS,
+    extra_config={"message.timestamp.type": "LogAppendTime"},
+)
 POINT_STATUS = Topic("attendance.point-status", 12, key="session code/point code", compacted=True)
 # The processor's state, co-partitioned with the heartbeats it was built from (Kafka Streams'
 # changelog pattern): an instance restores exactly the partitions it is given.
@@ -50,14 +58,33 @@ STATE_CHANGELOG = Topic(
     key="session code/point code",
     compacted=True,
 )
+MONITOR_CLOCK = Topic("attendance.monitor-clock", 1, key="heartbeat partition", compacted=True)
 TOTALS = Topic("reporting.totals", 3, key="session code", compacted=True)
 
-SOURCE_TOPICS = (REGISTRY_POINTS, REGISTRY_SESSIONS, HEARTBEATS, POINT_STATUS, TOTALS)
+SOURCE_TOPICS = (
+    REGISTRY_POINTS,
+    REGISTRY_SESSIONS,
+    HEARTBEATS,
+    POINT_STATUS,
+    MONITOR_CLOCK,
+    TOTALS,
+)
 ALL_TOPICS = (*SOURCE_TOPICS, STATE_CHANGELOG, *(topic.dead_letters for topic in SOURCE_TOPICS))
 
 
 def point_key(point_code: str) -> bytes:
     return point_code.encode()
+
+
+WATERMARK_PREFIX = b"~"  # outside the code pattern: no point's key starts with it
+
+
+def watermark_key(ingest: str) -> bytes:
+    return WATERMARK_PREFIX + ingest.encode()
+
+
+def clock_key(partition: int) -> bytes:
+    return str(partition).encode()
 
 
 def session_key(session_code: str) -> bytes:

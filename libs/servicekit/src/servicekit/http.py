@@ -14,6 +14,7 @@ from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from servicekit.headers import SecurityHeaders
+from servicekit.healing import ProducerHealer
 from servicekit.limits import BodySizeLimit
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ def service_app(
     `ready` keeps `/healthz` at 503 until the service has what it needs to answer (its tables).
     """
 
+    healer = ProducerHealer(broker, registry)
+
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
         connecting = None
@@ -57,10 +60,12 @@ def service_app(
             connecting = asyncio.create_task(_start_when_reachable(broker))
         else:
             await broker.start()
+        healing = asyncio.create_task(healer.run())
         try:
             async with lifespan(app):
                 yield
         finally:
+            healing.cancel()
             if connecting is not None:
                 connecting.cancel()
             # Bounded, so a service told to stop while Kafka is unreachable still exits.

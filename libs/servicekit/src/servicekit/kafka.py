@@ -1,9 +1,10 @@
 """The Kafka broker every service uses, set up for durability, and helpers for raw batches."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.partitioner import murmur2
@@ -21,30 +22,44 @@ from contracts.topics import dead_letter_name
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes | None, bytes | None]
+P = TypeVar("P", bound=AIOKafkaProducer)
+
+# Every producer of the system: it waits for every in-sync replica, writes a record once however
+# often it is retried (idempotence), and keeps the order within a partition.
+PRODUCER_SETTINGS: dict[str, Any] = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "linger_ms": 5,
+    # A record batch per partition is sent at a time: aiokafka's 16 KiB default holds ~40
+    # status records, and a handler's thousands then wait on round trips. Below the broker's
+    # 1 MiB message limit.
+    "max_batch_size": 512 * 1024,
+    "request_timeout_ms": 10_000,
+}
+
+
+async def started(producer: P) -> P:
+    """`producer`, started; closed again if it could not start (Kafka away)."""
+    try:
+        await producer.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        raise
+    return producer
 
 
 def make_broker(
     bootstrap_servers: str, *, client_id: str, registry: CollectorRegistry
 ) -> KafkaBroker:
-    """A broker whose publishes wait for every in-sync replica and keep their order within a
-    partition, and whose subscribers commit offsets only after the handler returned."""
+    """A broker whose publishes wait for every in-sync replica, are written once however
+    often they are retried (idempotence), and keep their order within a partition; and whose
+    subscribers commit offsets only after the handler returned. A producer that stops for good
+    is replaced by `servicekit.healing`."""
     return KafkaBroker(
         bootstrap_servers,
         client_id=client_id,
-        acks="all",
-        # Not idempotent: aiokafka (0.14) spends a sequence number on a batch it expires while
-        # its partition has no leader, so after a broker outage longer than the request timeout
-        # the broker refuses every later batch (OutOfOrderSequenceNumber) and the producer stops
-        # for good. Order holds without it (one batch in flight per partition); a retry may
-        # write a record twice, which every consumer here absorbs (heartbeats by seq, the
-        # compacted topics by key).
-        enable_idempotence=False,
-        linger_ms=5,
-        # A record batch per partition is sent at a time: aiokafka's 16 KiB default holds ~40
-        # status records, and a handler's thousands then wait on round trips. Below the
-        # broker's 1 MiB message limit.
-        max_batch_size=512 * 1024,
-        request_timeout_ms=10_000,
+        **PRODUCER_SETTINGS,
         ack_policy=AckPolicy.ACK,
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=client_id)],
         log_level=logging.DEBUG,
@@ -108,21 +123,31 @@ class RawPublisher:
         )
         return future
 
+    async def partition_count(self) -> int:
+        return len(await aiokafka_producer(self._broker).partitions_for(self.topic))
+
     async def publish_all(self, records: Sequence[Outgoing]) -> list["asyncio.Future[Any]"]:
-        """Queue the records as record batches, one per partition while they fit (in their order
-        within each partition); the futures are done when Kafka acknowledged them all."""
-        producer = aiokafka_producer(self._broker)
-        count = len(await producer.partitions_for(self.topic))
-        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
-        for key, value, partition in records:
-            if partition is None:
-                partition = (murmur2(key) & 0x7FFFFFFF) % count  # aiokafka's default
-            by_partition.setdefault(partition, []).append((key, value))
-        futures = []
-        for partition, items in by_partition.items():
-            for batch in _batches(producer, items):
-                futures.append(await producer.send_batch(batch, self.topic, partition=partition))
-        return futures
+        """Queue the records as record batches (see `send_batches`); the futures are done when
+        Kafka acknowledged them all."""
+        return await send_batches(aiokafka_producer(self._broker), self.topic, records)
+
+
+async def send_batches(
+    producer: AIOKafkaProducer, topic: str, records: Sequence[Outgoing]
+) -> list["asyncio.Future[Any]"]:
+    """Queue the records on `producer` as record batches, one per partition while they fit (in
+    their order within each partition): a future per batch rather than per record."""
+    count = len(await producer.partitions_for(topic))
+    by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+    for key, value, partition in records:
+        if partition is None:
+            partition = (murmur2(key) & 0x7FFFFFFF) % count  # aiokafka's default
+        by_partition.setdefault(partition, []).append((key, value))
+    futures = []
+    for partition, items in by_partition.items():
+        for batch in _batches(producer, items):
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
 
 
 def _batches(producer: AIOKafkaProducer, items: list[tuple[bytes, bytes]]) -> list[Any]:

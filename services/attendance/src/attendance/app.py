@@ -1,27 +1,30 @@
 """Wiring of the attendance service: heartbeat ingest and the connection-state processor."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from functools import cache
 
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
-from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
-from faststream.kafka.message import KafkaAckableMessage
 from prometheus_client import CollectorRegistry
 
 from attendance.config import Settings
-from attendance.domain import Liveness
+from attendance.domain import Liveness, Track
 from attendance.ingest import ingest_body_limits, ingest_metrics, ingest_router
 from attendance.metrics import ProcessorMetrics
-from attendance.processor import Processor, RebalanceListener
+from attendance.partitions import KafkaPartitions
+from attendance.processor import Processor, RebalanceListener, Timing
 from attendance.quality import QualityRules
 from attendance.records import RecordWriter, make_engine
-from contracts.events import Heartbeat, PointStatus
+from attendance.watermarks import Stamps, Watermarks, instance_name
+from contracts.events import Heartbeat, IngestWatermark, MonitorClock, PointStatus
 from contracts.registry import RegistryTable
 from contracts.topics import (
     HEARTBEATS,
+    MONITOR_CLOCK,
     POINT_STATUS,
     REGISTRY_POINTS,
     REGISTRY_SESSIONS,
@@ -32,13 +35,13 @@ from servicekit.http import service_app
 from servicekit.kafka import (
     DeadLetters,
     RawPublisher,
-    Record,
     make_broker,
     records_of,
     subscribe_whole,
-    undecoded,
 )
 from servicekit.registry_feed import apply_registry_records
+
+log = logging.getLogger(__name__)
 
 settings = Settings()
 metrics = CollectorRegistry()
@@ -68,24 +71,35 @@ def expected_of(point_code: str) -> int:
     return 0 if point is None else point.expected_learners
 
 
-# Declared for the AsyncAPI document; ingest sends through the same producer directly.
+# Declared for the AsyncAPI document; ingest and the processor send through producers of their
+# own (the broker's, and one transactional producer per owned partition).
 broker.publisher(HEARTBEATS.name, schema=Heartbeat, title="to_heartbeats")
-# Declared for the AsyncAPI document; the processor sends through the same producer directly.
+broker.publisher(HEARTBEATS.name, schema=IngestWatermark, title="to_heartbeats_watermarks")
 broker.publisher(POINT_STATUS.name, schema=PointStatus, title="to_point_status")
 broker.publisher(STATE_CHANGELOG.name, title="to_state_changelog")
+broker.publisher(MONITOR_CLOCK.name, schema=MonitorClock, title="to_monitor_clock")
+records = RecordWriter(make_engine(settings.database_url))
+partitions = KafkaPartitions(settings.kafka_bootstrap_servers, settings.consumer_group)
 processor = Processor(
-    bootstrap=settings.kafka_bootstrap_servers,
-    statuses=RawPublisher(broker, POINT_STATUS.name),
-    changelog=RawPublisher(broker, STATE_CHANGELOG.name),
+    partitions=partitions,
     dead_letters=dead_letters,
     liveness_of=liveness_of,
     expected_of=expected_of,
     rules=QualityRules(),
-    grace=settings.clock_grace_seconds,
+    timing=Timing(
+        commit_seconds=settings.commit_seconds,
+        outage_after=settings.outage_after_seconds,
+        gone_after=settings.ingest_gone_after_seconds,
+        stale_after=settings.publish_timeout_seconds,
+    ),
+    group=settings.consumer_group,
+    metrics=ProcessorMetrics(metrics, lambda: held_tracks()),
+    changed=records.changed,
 )
-processor.metrics = ProcessorMetrics(metrics, processor.tracks)
-records = RecordWriter(make_engine(settings.database_url))
-processor.changed = records.changed
+
+
+def held_tracks() -> Iterator[Track]:
+    return processor.tracks()
 
 
 registry_in = subscribe_whole(
@@ -107,55 +121,72 @@ async def on_registry(message: KafkaMessage) -> None:
     await apply_registry_records(registry, records_of(message), dead_letters)
 
 
-async def as_batch(records: tuple[Record, ...], _: object) -> KafkaAckableMessage:
-    """The batch as a message that commits (or rewinds) with the group's consumer, without
-    FastStream's parser: it turns every record's headers into a dict, which the processor
-    never reads."""
-    first, last = records[0], records[-1]
-    return KafkaAckableMessage(
-        records,
-        b"",
-        message_id=f"{first.offset}-{last.offset}-{first.timestamp}",
-        consumer=heartbeats.consumer,
-    )
-
-
-if settings.processor:
-    heartbeats = broker.subscriber(
-        HEARTBEATS.name,
-        batch=True,
+def heartbeats_consumer() -> AIOKafkaConsumer:
+    """The processor's consumer: offsets go with its transactions, never through the group."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=settings.consumer_group,
+        client_id="attendance-processor",
+        enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_records=settings.max_batch,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        listener=RebalanceListener(processor),
-        parser=as_batch,
-        decoder=undecoded,
-        title="on_heartbeats",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    processor.consumer = lambda: heartbeats.consumer
+    consumer.subscribe([HEARTBEATS.name], listener=RebalanceListener(processor))
+    return consumer
 
-    @heartbeats
-    async def on_heartbeats(message: KafkaMessage) -> None:
-        await processor.on_records(records_of(message))
+
+async def run_processor() -> None:
+    """Once the registry is read (liveness settings are part of every decision), take
+    partitions and process them until cancelled; then let them go."""
+    while not await registry_loaded():  # noqa: ASYNC110 (a question to the consumer, not an event)
+        await asyncio.sleep(0.1)
+    consumer = heartbeats_consumer()
+    await consumer.start()
+    try:
+        await processor.run(consumer, settings.max_batch)
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        log.critical("the processor stopped", exc_info=True)
+        raise
+    finally:
+        with suppress(Exception):
+            await processor.close()
+        await consumer.stop()
+        await partitions.close()
+
+
+stamps = Stamps()
+to_heartbeats = RawPublisher(broker, HEARTBEATS.name)
+watermarks = Watermarks(
+    to_heartbeats, stamps, ingest=instance_name(), timeout=settings.publish_timeout_seconds
+)
+running: list[asyncio.Task[None]] = []
 
 
 @asynccontextmanager
 async def processing(_: FastAPI) -> AsyncIterator[None]:
-    if not settings.processor:
-        yield
-        return
-    tasks = [
-        asyncio.create_task(processor.run_clock(settings.tick_seconds)),
-        asyncio.create_task(records.run(settings.records_flush_seconds)),
-    ]
+    if settings.ingest:
+        running.append(asyncio.create_task(watermarks.run(settings.watermark_seconds)))
+    if settings.processor:
+        running.append(asyncio.create_task(run_processor()))
+        running.append(asyncio.create_task(records.run(settings.records_flush_seconds)))
     yield
-    for task in tasks:
+    for task in running:
         task.cancel()
-    for task in tasks:
+    for task in running:
         with suppress(asyncio.CancelledError):
             await task
-    await records.write_once()
+    if settings.ingest:
+        with suppress(Exception):
+            await watermarks.write(final=True)  # the processors need not wait for this instance
+    if settings.processor:
+        await records.write_once()
+
+
+async def ready() -> bool:
+    """Loaded, and nothing of this instance has stopped (a stopped processor is a bug)."""
+    return await registry_loaded() and not any(task.done() for task in running)
 
 
 app = service_app(
@@ -165,10 +196,11 @@ app = service_app(
     lifespan=processing,
     max_body_per_path=ingest_body_limits(settings),
     on_body_refused=ingest_metrics(metrics).body_refused,
-    ready=registry_loaded,
+    ready=ready,
 )
 if settings.ingest:
-    to_heartbeats = RawPublisher(broker, HEARTBEATS.name)
     app.include_router(
-        ingest_router(registry, to_heartbeats, settings, metrics, loaded=registry_loaded)
+        ingest_router(
+            registry, to_heartbeats, settings, metrics, loaded=registry_loaded, stamps=stamps
+        )
     )

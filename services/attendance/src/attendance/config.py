@@ -13,11 +13,18 @@ class Settings(ServiceSettings):
     ingest: bool = True
     processor: bool = True
     consumer_group: str = "attendance-processor"
-    # How often silence is turned into `late` and `disconnected`; bounds detection delay.
-    tick_seconds: float = 0.2
-    # Heartbeats still in flight to the processor when it is caught up; detection waits this
-    # long past the timeout rather than risk a false `late`.
-    clock_grace_seconds: float = 0.5
+    # How often the ingest proves, in every heartbeat partition, that it is accepting: the
+    # processor judges silence only up to there (its detection waits about this much).
+    watermark_seconds: float = Field(0.25, gt=0)
+    # How often the processor commits a partition's decisions with its offset (one Kafka
+    # transaction each): what a reader waits at most, beyond the work itself.
+    commit_seconds: float = Field(0.25, gt=0)
+    # The ingest accepting nothing for longer than this is the monitor's outage, not the
+    # points' silence (a few watermarks missed).
+    outage_after_seconds: float = Field(1.0, gt=0)
+    # An ingest instance whose watermarks fall this far behind the others' has stopped, and is
+    # no longer waited for. Above the publish timeout: a heartbeat delayed that long was refused.
+    ingest_gone_after_seconds: float = Field(10.0, gt=0)
     # Heartbeats taken at once. Each batch waits for Kafka twice (its outputs acknowledged, then
     # its offsets committed), so a backlog drains faster in big ones, and a point's beats within
     # one batch write one changelog record. Caught up, batches are as small as what arrived.
@@ -34,6 +41,16 @@ class Settings(ServiceSettings):
     # gateway's batch holds up to 1,000 of them.
     max_heartbeat_bytes: int = Field(4 * 1024, gt=0)
     max_batch_bytes: int = Field(512 * 1024, gt=0)
+
+    @model_validator(mode="after")
+    def _gone_only_after_refused(self) -> "Settings":
+        if self.ingest_gone_after_seconds <= self.publish_timeout_seconds:
+            raise ValueError(
+                "ATTENDANCE_INGEST_GONE_AFTER_SECONDS must exceed"
+                " ATTENDANCE_PUBLISH_TIMEOUT_SECONDS: an instance is given up only once its"
+                " delayed heartbeats were refused"
+            )
+        return self
 
     @model_validator(mode="after")
     def _a_real_database_in_production(self) -> "Settings":

@@ -1,7 +1,9 @@
-"""Connection state of a point in a session (DESIGN §4): pure decisions, no I/O.
+"""Connection state of a point in a session: pure decisions, no I/O.
 
 Times are seconds since the epoch as the *server* saw them: liveness is never judged by the
-point's own clock.
+point's own clock. Silence is measured from `silent_since`, which is the last heartbeat moved
+later by every stretch in which the monitor itself could not accept heartbeats (see
+`attendance.clock`): the monitor's outage is not the points' silence.
 """
 
 from collections.abc import Callable
@@ -50,6 +52,8 @@ class Track(NamedTuple):
     # Whether the learner count ever changed since the first heartbeat (see attendance.quality).
     count_varied: bool = False
     flags: frozenset[str] = frozenset()
+    # Where silence is measured from: `last_seen`, later by the monitor's own outages since.
+    silent_since: float | None = None
 
     @property
     def present(self) -> bool:
@@ -93,6 +97,9 @@ def on_beat(track: Track, beat: Beat) -> Track:
         count_varied=track.count_varied
         or (track.first_seen is not None and counted and beat.learners != track.learners),
         flags=track.flags,
+        silent_since=last_seen
+        if track.silent_since is None
+        else max(track.silent_since, last_seen),
     )
 
 
@@ -107,24 +114,40 @@ def on_time(track: Track, now: float, liveness: Liveness) -> Track:
     due = deadline(track, liveness)
     if due is None or now < due:
         return track
-    assert track.last_seen is not None
-    if now >= track.last_seen + liveness.disconnected_after:
+    quiet = silent_since(track)
+    assert quiet is not None
+    if now >= quiet + liveness.disconnected_after:
         return track._replace(
-            state=PointState.DISCONNECTED,
-            since=track.last_seen + liveness.disconnected_after,
+            state=PointState.DISCONNECTED, since=quiet + liveness.disconnected_after
         )
-    return track._replace(state=PointState.LATE, since=track.last_seen + liveness.late_after)
+    return track._replace(state=PointState.LATE, since=quiet + liveness.late_after)
 
 
 def deadline(track: Track, liveness: Liveness) -> float | None:
     """When silence next changes this track's state, if it ever does."""
-    if track.last_seen is None:
+    quiet = silent_since(track)
+    if quiet is None:
         return None
     if track.state is PointState.CONNECTED:
-        return track.last_seen + min(liveness.late_after, liveness.disconnected_after)
+        return quiet + min(liveness.late_after, liveness.disconnected_after)
     if track.state is PointState.LATE:
-        return track.last_seen + liveness.disconnected_after
+        return quiet + liveness.disconnected_after
     return None
+
+
+def silent_since(track: Track) -> float | None:
+    """Where the track's silence is measured from (a track saved before outages were taken
+    out of silence has only its last heartbeat)."""
+    return track.last_seen if track.silent_since is None else track.silent_since
+
+
+def excused(track: Track, since: float, seconds: float) -> Track:
+    """The track once `seconds` from `since` on are known to have been the monitor's own
+    outage: a present point silent since before it gets that much longer before it is late."""
+    quiet = silent_since(track)
+    if track.state not in PRESENT or quiet is None or quiet > since:
+        return track
+    return track._replace(silent_since=quiet + seconds)
 
 
 def is_visible_change(before: Track, after: Track) -> bool:

@@ -67,6 +67,26 @@ class TrackSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     max_learners: int | None = None
     count_varied: bool = False
     flags: tuple[str, ...] = ()
+    silent_since: float | None = None
+
+
+class WatermarkRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """`contracts.events.IngestWatermark`, fields in the same order."""
+
+    event_type: Literal["attendance.watermark"] = "attendance.watermark"
+    schema_version: Literal[1] = 1
+    ingest: str  # a Code, checked by `watermark_of`
+    accepting_at: Moment
+    final: bool = False
+
+
+class MonitorClockRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """`contracts.events.MonitorClock`, fields in the same order."""
+
+    event_type: Literal["attendance.monitor_clock"] = "attendance.monitor_clock"
+    schema_version: Literal[1] = 1
+    partition: int
+    judged_until: datetime
 
 
 class PointStatusRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +112,7 @@ class PointStatusRecord(msgspec.Struct, frozen=True, kw_only=True):
 # Lax like pydantic's JSON mode ("12" for 12, a number for a moment); unknown fields ignored.
 _heartbeats = msgspec.json.Decoder(HeartbeatRecord, strict=False)
 _snapshots = msgspec.json.Decoder(TrackSnapshot, strict=False)
+_watermarks = msgspec.json.Decoder(WatermarkRecord, strict=False)
 _encoder = msgspec.json.Encoder()
 
 
@@ -102,6 +123,26 @@ def heartbeat_of(data: bytes | None) -> tuple[tuple[str, str], Beat]:
         raise ContractError("not a valid Heartbeat: a point or session code out of pattern")
     return (sys.intern(beat.session_code), beat.point_code), Beat(
         beat.seq, beat.received_at.timestamp(), beat.learners, beat.leaving
+    )
+
+
+def watermark_of(data: bytes | None) -> tuple[str, float, bool]:
+    """The instance, moment and `final` of a watermark record; ContractError if it is not one."""
+    mark = _decode(_watermarks, data, "IngestWatermark")
+    if not _is_code(mark.ingest):
+        raise ContractError("not a valid IngestWatermark: an ingest name out of pattern")
+    return mark.ingest, mark.accepting_at.timestamp(), mark.final
+
+
+def watermark_record(ingest: str, accepting_at: float, final: bool = False) -> bytes:
+    return _encoder.encode(
+        WatermarkRecord(ingest=ingest, accepting_at=_moment(accepting_at), final=final)
+    )
+
+
+def monitor_clock(partition: int, judged_until: float) -> bytes:
+    return _encoder.encode(
+        MonitorClockRecord(partition=partition, judged_until=_moment(judged_until))
     )
 
 
@@ -153,6 +194,7 @@ def snapshot(session_code: str, point_code: str, track: Track) -> bytes:
             max_learners=track.max_learners,
             count_varied=track.count_varied,
             flags=tuple(sorted(track.flags)),
+            silent_since=track.silent_since,
         )
     )
 
@@ -175,6 +217,7 @@ def restored(data: bytes | None) -> tuple[tuple[str, str], Track]:
         saved.max_learners,
         saved.count_varied,
         frozenset(saved.flags) if saved.flags else _NO_FLAGS,
+        saved.silent_since,
     )
     # Every track of a session holds the same code: one string for all of them.
     return (sys.intern(saved.session_code), saved.point_code), track

@@ -3,7 +3,9 @@
 
 Each request is authenticated by the sender's token, each heartbeat is checked against the
 registry (`attendance.admission`) and the point's rate limit, and the answer is 202 only once
-Kafka has acknowledged every heartbeat accepted.
+Kafka has acknowledged every heartbeat accepted. A heartbeat's receive time stays open in
+`stamps` until it is handed to the producer, so this instance's watermarks
+(`attendance.watermarks`) never claim a moment a heartbeat could still land before.
 """
 
 import asyncio
@@ -25,6 +27,7 @@ from attendance.admission import Reason, Refusal, refusal_of
 from attendance.config import Settings
 from attendance.encoding import heartbeat_record, json_bytes
 from attendance.ratelimit import TokenBuckets
+from attendance.watermarks import Stamps
 from contracts.events import Code, Count, LinkQuality, PointRegistration
 from contracts.registry import RegistryTable
 from contracts.tokens import hash_token
@@ -129,6 +132,7 @@ def ingest_router(
     settings: Settings,
     metrics: CollectorRegistry,
     loaded: Callable[[], Awaitable[bool]],
+    stamps: Stamps,
 ) -> APIRouter:
     """The heartbeat routes, answering from `registry` and publishing to `heartbeats`; 503
     until `loaded` says the registry holds what its topics held at start."""
@@ -194,13 +198,16 @@ def ingest_router(
             retry_after=wait,
         )
 
-    async def deliver(accepted: list[tuple[bytes, bytes]]) -> None:
+    async def deliver(received_at: datetime, accepted: list[tuple[bytes, bytes]]) -> None:
         """Return once Kafka acknowledged every heartbeat, or answer 503 within the timeout."""
+        stamp = stamps.open(received_at.timestamp())
         try:
             # A deadline on this task rather than `wait_for`, which runs the publish in a task
             # of its own on every request.
             async with asyncio.timeout(settings.publish_timeout_seconds):
-                await _publish_all(heartbeats, accepted)
+                pending = await _enqueue(heartbeats, accepted)
+                stamps.close(stamp)
+                await _acknowledged(pending)
         except Exception as error:
             counted.refused(Reason.KAFKA_UNAVAILABLE, len(accepted))
             raise HTTPException(
@@ -208,6 +215,8 @@ def ingest_router(
                 "heartbeats not stored: Kafka unavailable, retry",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             ) from error
+        finally:
+            stamps.close(stamp)
         counted.accepted.inc(len(accepted))
 
     @router.post(
@@ -233,7 +242,7 @@ def ingest_router(
         # Looked up before the await: the refusal check just found it, and nothing ran since.
         session = registry.sessions[heartbeat.session_code]
         received_at = datetime.now(UTC)
-        await deliver([_record(heartbeat, received_at)])
+        await deliver(received_at, [_record(heartbeat, received_at)])
         # Written directly (the route still documents `Accepted`): FastAPI would validate and
         # serialise the model again on every one of the course's heartbeats.
         answer = {"received_at": received_at, "heartbeat_interval_s": session.heartbeat_interval_s}
@@ -266,7 +275,7 @@ def ingest_router(
             else:
                 rejected.append(rejection)
         if accepted:
-            await deliver(accepted)
+            await deliver(received_at, accepted)
         return BatchAccepted(received_at=received_at, accepted=len(accepted), rejected=rejected)
 
     return router
@@ -288,16 +297,20 @@ def _record(heartbeat: HeartbeatIn, received_at: datetime) -> tuple[bytes, bytes
     return point_key(heartbeat.point_code), value
 
 
-async def _publish_all(publisher: RawPublisher, records: list[tuple[bytes, bytes]]) -> None:
-    """Send every heartbeat, then wait for all the acknowledgements together. A point's own
-    heartbeat joins the producer's open batch, so concurrent requests share a round trip; a
-    gateway's go as record batches of their own, a future per partition rather than per
+async def _enqueue(
+    publisher: RawPublisher, records: list[tuple[bytes, bytes]]
+) -> list["asyncio.Future[Any]"]:
+    """Hand every heartbeat to the producer; the futures say when Kafka acknowledged them. A
+    point's own heartbeat joins the producer's open batch, so concurrent requests share a round
+    trip; a gateway's go as record batches of their own, a future per partition rather than per
     heartbeat (a future and its callbacks per record were a tenth of the ingest's time)."""
     if len(records) == 1:
         key, value = records[0]
-        pending = [await publisher.publish(value, key=key)]
-    else:
-        pending = await publisher.publish_all([(key, value, None) for key, value in records])
+        return [await publisher.publish(value, key=key)]
+    return await publisher.publish_all([(key, value, None) for key, value in records])
+
+
+async def _acknowledged(pending: list["asyncio.Future[Any]"]) -> None:
     outcomes = await asyncio.gather(*pending, return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):

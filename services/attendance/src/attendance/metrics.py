@@ -44,6 +44,24 @@ class ProcessorMetrics:
             "Tracks restored from the changelog",
             registry=registry,
         )
+        self.transactions = Counter(
+            "processor_transactions_total",
+            "Transactions of an owned partition (statuses, changelog and input offset together)",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("committed", "failed", "fenced"):
+            self.transactions.labels(outcome)
+        self.recoveries = Counter(
+            "processor_partition_recoveries_total",
+            "Partitions dropped after a failed transaction and taken again from Kafka",
+            registry=registry,
+        )
+        self.stale = Counter(
+            "processor_stale_heartbeats_total",
+            "Heartbeats that reached Kafka only after their ingest had answered 503: not taken",
+            registry=registry,
+        )
         self.flags = Counter(
             "quality_flags_total",
             "Learner counts newly flagged as implausible",

@@ -1,288 +1,387 @@
-"""Heartbeats and the passing of time in; point statuses and the changelog out.
+"""Heartbeats and watermarks in; point statuses, the changelog and the monitor's clock out, each
+committed with its input offset in one Kafka transaction per owned partition.
 
-State is held per owned partition of `attendance.heartbeats` and written to the co-partitioned
-changelog; partitions are restored from it when assigned and dropped when revoked. Offsets are
-committed (by the subscriber's ack policy) only after the handler returns, and the handler
-returns only after Kafka acknowledged every status and changelog record it produced.
+The story of a partition:
+
+1. Assigned: its transactional producer starts (fencing any earlier holder), the group's
+   committed offset and clock are read, its tracks are restored from the changelog, and the
+   consumer is set back to that offset.
+2. Its records are decided in memory (`attendance.tracker`) into a table of pending changes.
+3. Every `commit_seconds`, the pending changes, the next offset and the clock go out in one
+   transaction. A reader (`read_committed`) sees all of it or none of it.
+4. A failed transaction drops the partition's state and takes it again as in 1: its records
+   are read once more and, since decisions depend only on the records, decided the same way.
+   Fenced (another instance holds it), it is dropped.
+5. Revoked: what is decided is committed if it still can be, and the partition is let go.
 """
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
+from attendance.clock import IngestClock
 from attendance.domain import Track
-from attendance.encoding import heartbeat_of, snapshot, status
+from attendance.encoding import (
+    heartbeat_of,
+    monitor_clock,
+    snapshot,
+    status,
+    watermark_of,
+)
 from attendance.metrics import ProcessorMetrics
+from attendance.partitions import KAFKA_ERRORS, Fenced, Outgoing
 from attendance.quality import QualityRules
-from attendance.restore import read_changelog
-from attendance.tracker import Change, ExpectedOf, LivenessOf, Tracker, TrackKey
-from contracts.topics import HEARTBEATS, status_key
-from servicekit.kafka import DeadLetters, Record, publish_all
+from attendance.restore import Restored
+from attendance.tracker import ExpectedOf, LivenessOf, Pending, Tracker, TrackKey
+from contracts.codec import ContractError
+from contracts.topics import HEARTBEATS, WATERMARK_PREFIX, clock_key, status_key
+from servicekit.kafka import DeadLetters, Record
 
 log = logging.getLogger(__name__)
-# Longest an expiry tick waits to learn where the group stands (the broker may be down).
-COMMITTED_TIMEOUT = 1.0
-# The high watermark is believed only this long after the fetch that reported it: while the
-# broker is away, or the process was paused, heartbeats may be waiting that it does not count.
-FRESH_HIGHWATER_SECONDS = 2.0
-# A clock tick this much later than planned means the process was stopped (SIGSTOP) or starved.
-STALL_SECONDS = 1.0
-# After a stall, a high watermark counts only from a fetch sent after it: aiokafka stamps a
-# response when it reads it, so one that waited in the socket through the stall looks fresh
-# while it describes the partition before the stall. A fetch waits at most 0.5 s (aiokafka's
-# fetch_max_wait_ms); one second covers it.
-AFTER_STALL_SECONDS = 1.0
+LOG_APPEND_TIME = 1  # a record's timestamp type when the broker stamped it
+POLL_MS = 100
 
 
-class NotRestored(RuntimeError):
-    """Heartbeats of a partition this instance owns but has not restored: try the batch again."""
+@dataclass(frozen=True)
+class Timing:
+    """The processor's clock and commit settings (see `attendance.config.Settings`)."""
+
+    commit_seconds: float = 0.25
+    idle_commit_seconds: float = 1.0
+    outage_after: float = 1.0
+    gone_after: float = 10.0
+    # A heartbeat that reached Kafka this long after it was received was answered 503 (the
+    # ingest's publish timeout): it was never accepted, and is not taken.
+    stale_after: float = 5.0
 
 
-class Publisher(Protocol):
-    """Where records go: `servicekit.kafka.RawPublisher` (in batches), or any publisher with
-    FastStream's `publish` (one by one)."""
+class Writer(Protocol):
+    async def commit(self, out: Outgoing, offset: int, metadata: str) -> None: ...
 
-    async def publish(
-        self, value: bytes, *, key: bytes, partition: int | None, no_confirm: bool
-    ) -> Awaitable[Any]: ...
+    async def close(self) -> None: ...
+
+
+class Partitions(Protocol):
+    """Where the processor's partitions live (`attendance.partitions.KafkaPartitions`)."""
+
+    async def open(self, partition: int) -> Writer: ...
+
+    async def committed(self, partitions: Iterable[int]) -> dict[int, tuple[int | None, str]]: ...
+
+    async def restore(self, partitions: Iterable[int]) -> tuple[Restored, float]: ...
+
+
+class Consumer(Protocol):
+    """What the processor steers of its consumer (an `AIOKafkaConsumer`)."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> bool: ...
+
+
+@dataclass
+class Owned:
+    """A partition this instance holds."""
+
+    tracker: Tracker
+    writer: Writer
+    position: int | None  # the next offset to process (None: from the topic's beginning)
+    committed: int | None
+    pending: Pending = field(default_factory=dict)
+    last_commit: float = 0.0  # time.monotonic()
+    clock_sent: float | None = None
 
 
 class Processor:
     def __init__(
         self,
         *,
-        bootstrap: str,
-        statuses: Publisher,
-        changelog: Publisher,
+        partitions: Partitions,
         dead_letters: DeadLetters,
         liveness_of: LivenessOf,
         expected_of: ExpectedOf,
         rules: QualityRules,
-        grace: float,
+        timing: Timing,
+        group: str,
+        metrics: ProcessorMetrics | None = None,
+        changed: Callable[[Iterable[tuple[TrackKey, Track]]], None] = lambda _: None,
     ) -> None:
-        self._bootstrap = bootstrap
-        self._statuses = statuses
-        self._changelog = changelog
+        self._partitions = partitions
         self._dead_letters = dead_letters
         self._liveness_of, self._expected_of = liveness_of, expected_of
-        self._rules, self._grace = rules, grace
-        self._partitions: dict[int, Tracker] = {}
-        self._processed: dict[int, int] = {}  # per partition, the next offset to process
-        # Heartbeats, the clock and rebalances all change the partitions; one at a time keeps
-        # each key's records in the order the decisions were made.
+        self._rules, self._timing = rules, timing
+        self._group = group
+        self._metrics = metrics
+        self._changed = changed
+        self._owned: dict[int, Owned] = {}
+        self._consumer: Consumer | None = None
+        # Records, commits and rebalances all change the partitions: one at a time.
         self._turn = asyncio.Lock()
-        self._settled = asyncio.Event()  # no restore under way
-        self._woke_at = 0.0  # wall time the clock last woke from a stall
-        # Records decided but not yet acknowledged by Kafka. The trackers have already moved
-        # on, so a failed publish must be retried from here, never recomputed.
-        # Per record key: the changelog's (value, partition) and the status topic's value.
-        self._unsent_changelog: dict[bytes, tuple[bytes, int]] = {}
-        self._unsent_statuses: dict[bytes, bytes] = {}
-        self.consumer: Callable[[], AIOKafkaConsumer | None] = lambda: None
-        self.metrics: ProcessorMetrics | None = None
-        self.changed: Callable[[Iterable[tuple[TrackKey, Track]]], None] = lambda _: None
 
     # --- what the instance holds ---------------------------------------------------------------
 
     def tracks(self) -> Iterator[Track]:
-        for tracker in list(self._partitions.values()):
-            yield from list(tracker.tracks().values())
+        for owned in list(self._owned.values()):
+            yield from list(owned.tracker.tracks().values())
+
+    def owned(self) -> dict[int, Owned]:
+        return self._owned
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    async def run(self, consumer: AIOKafkaConsumer, max_records: int) -> None:
+        """Fetch, decide, commit, until cancelled."""
+        self._consumer = consumer
+        while True:
+            batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=max_records)
+            async with self._turn:
+                for tp, records in batches.items():
+                    await self.apply(tp.partition, records)
+                await self.commit_due()
+
+    async def apply(self, partition: int, records: Sequence[Record]) -> None:
+        """Decide on a partition's records, in offset order, into its pending changes."""
+        owned = self._owned.get(partition)
+        if owned is None or not records:
+            return  # not ours (any more): its owner reads it
+        if owned.position is not None:
+            records = [r for r in records if r.offset >= owned.position]
+            if not records:
+                return
+            if records[0].offset != owned.position:
+                # Fetched before the consumer was set back: never leave a hole.
+                await self._seek(partition, owned.position)
+                return
+        tracker, pending = owned.tracker, owned.pending
+        stale_after, newest, beats = self._timing.stale_after, 0.0, 0
+        for record in records:
+            key = record.key
+            if key is not None and key.startswith(WATERMARK_PREFIX):
+                try:
+                    ingest, at, final = watermark_of(record.value)
+                except ContractError as error:
+                    await self._dead_letters.park(record, error)
+                    continue
+                tracker.on_watermark(ingest, at, final, pending)
+                continue
+            try:
+                track_key, beat = heartbeat_of(record.value)
+            except ContractError as error:
+                await self._dead_letters.park(record, error)
+                continue
+            if (
+                record.timestamp_type == LOG_APPEND_TIME
+                and record.timestamp / 1000 - beat.received_at > stale_after
+            ):
+                self._count_stale()
+                continue
+            beats += 1
+            newest = max(newest, beat.received_at)
+            flags_before = tracker.track(*track_key).flags
+            change = tracker.on_beat(track_key, beat, pending)
+            if change is not None and change.track.flags is not flags_before:
+                self._count_new_flags(change.track.flags - flags_before)
+        owned.position = records[-1].offset + 1
+        self._observe(beats, newest)
+
+    async def commit_due(self, *, force: bool = False) -> None:
+        """Commit every partition whose changes (or, less often, bare progress) are due."""
+        now = time.monotonic()
+        due = [p for p, owned in self._owned.items() if force or self._is_due(owned, now)]
+        if due:
+            await asyncio.gather(*(self._commit_or_recover(p) for p in due))
+
+    def _is_due(self, owned: Owned, now: float) -> bool:
+        if owned.position is None or (owned.position == owned.committed and not owned.pending):
+            return False
+        wait = self._timing.commit_seconds if owned.pending else self._timing.idle_commit_seconds
+        return now - owned.last_commit >= wait
+
+    async def _commit_or_recover(self, partition: int) -> None:
+        try:
+            await self._commit(partition)
+        except Fenced as error:
+            log.warning("fenced: %s; another instance holds it now", error)
+            self._count_transaction("fenced")
+            owned = self._owned.pop(partition, None)
+            if owned is not None:
+                await owned.writer.close()
+        except KAFKA_ERRORS as error:
+            log.warning("commit of partition %s failed (%r); taking it again", partition, error)
+            self._count_transaction("failed")
+            await self._recover(partition)
+
+    async def _commit(self, partition: int) -> None:
+        owned = self._owned[partition]
+        if owned.position is None:
+            return
+        pending, clock = owned.pending, owned.tracker.clock
+        out = Outgoing(
+            changelog=[(status_key(*k), snapshot(*k, c.track)) for k, c in pending.items()],
+            statuses=[
+                (status_key(*k), status(*k, c.track)) for k, c in pending.items() if c.visible
+            ],
+        )
+        if clock.now is not None and clock.now != owned.clock_sent:
+            out.clock = (clock_key(partition), monitor_clock(partition, clock.now))
+        await owned.writer.commit(out, owned.position, json.dumps(clock.saved()))
+        owned.committed, owned.clock_sent = owned.position, clock.now
+        owned.pending, owned.last_commit = {}, time.monotonic()
+        self._count_transaction("committed")
+        if pending:
+            self._changed((k, c.track) for k, c in pending.items())
+
+    async def _recover(self, partition: int) -> None:
+        """Drop what this instance decided for the partition and take it again from what Kafka
+        committed: the new producer also settles the failed transaction's outcome."""
+        owned = self._owned.pop(partition, None)
+        if owned is not None:
+            await owned.writer.close()
+        if self._metrics is not None:
+            self._metrics.recoveries.inc()
+        async for attempt in _retrying():
+            with attempt:
+                if not self._still_assigned(partition):
+                    return
+                await self._take({partition})
 
     # --- rebalances ----------------------------------------------------------------------------
 
     async def assign(self, partitions: set[int]) -> None:
-        """Restore exactly these partitions from the changelog before any of their heartbeats."""
-        fresh = partitions - set(self._partitions)
-        self._settled.clear()
-        try:
-            await self._restore(fresh)
-        finally:
-            self._settled.set()
-
-    async def _restore(self, fresh: set[int]) -> None:
-        restored, seconds = await read_changelog(self._bootstrap, fresh)
         async with self._turn:
-            for partition, tracks in restored.items():
-                tracker = Tracker(
-                    self._liveness_of, self._expected_of, rules=self._rules, grace=self._grace
-                )
-                for key, track in tracks.items():
-                    tracker.restore(key, track)
-                self._partitions[partition] = tracker
-                self._processed.pop(partition, None)
-                # Written again, so the attendance records are whole even if the database was
-                # down when the previous owner held them.
-                self.changed(tracks.items())
-        if self.metrics is not None:
-            self.metrics.restore_seconds.observe(seconds)
-            self.metrics.restored_tracks.inc(sum(len(t) for t in restored.values()))
-        log.info(
-            "restored partitions %s (%d tracks) in %.2f s",
-            sorted(fresh),
-            sum(len(t) for t in restored.values()),
-            seconds,
-        )
+            fresh = partitions - set(self._owned)
+            async for attempt in _retrying():
+                with attempt:
+                    await self._take(fresh - set(self._owned))
 
     async def revoke(self, partitions: set[int]) -> None:
         async with self._turn:
-            try:
-                await self._flush()
-            except Exception:
-                # The new owner replays the heartbeats after the last commit: nothing is lost.
-                log.warning("could not flush before giving up partitions %s", sorted(partitions))
-                self._unsent_changelog.clear()
-                self._unsent_statuses.clear()
-            for partition in partitions:
-                self._partitions.pop(partition, None)
-                self._processed.pop(partition, None)
+            ours = partitions & set(self._owned)
+            if not ours:
+                return
+            # Committed if it still can be; otherwise the next owner reads it again.
+            await asyncio.gather(*(self._commit_quietly(p) for p in ours))
+            for partition in ours:
+                owned = self._owned.pop(partition, None)
+                if owned is not None:
+                    await owned.writer.close()
+            log.info("gave up partitions %s", sorted(ours))
 
-    # --- heartbeats and time -------------------------------------------------------------------
+    async def close(self) -> None:
+        await self.revoke(set(self._owned))
 
-    async def on_records(self, records: Sequence[Record]) -> None:
-        # aiokafka may fetch for new partitions while their restore is still running.
-        await self._settled.wait()
-        async with self._turn:
-            merged: dict[tuple[int, TrackKey], Change] = {}
-            newest = 0.0
-            partitions = self._partitions
-            for record in records:
-                tracker = partitions.get(record.partition)
-                if tracker is None:
-                    if self._still_assigned(record.partition):
-                        raise NotRestored(record.partition)  # rewinds: nothing is skipped
-                    continue  # revoked meanwhile: its new owner replays it
-                try:
-                    key, beat = heartbeat_of(record.value)
-                    flags_before = tracker.track(*key).flags
-                    change = tracker.on_beat(key, beat)
-                except Exception as error:
-                    await self._dead_letters.park(record, error)
-                    continue
-                if beat.received_at > newest:
-                    newest = beat.received_at
-                if change is not None:
-                    if change.track.flags is not flags_before:
-                        self._count_new_flags(change.track.flags - flags_before)
-                    slot = (record.partition, key)
-                    if not change.visible:
-                        earlier = merged.get(slot)
-                        if earlier is not None and earlier.visible:
-                            change = change._replace(visible=True)
-                    merged[slot] = change
-            for record in records:
-                self._processed[record.partition] = record.offset + 1
-            await self._emit(merged)
-        self._observe(len(records), newest)
+    async def _commit_quietly(self, partition: int) -> None:
+        try:
+            await self._commit(partition)
+        except (Fenced, *KAFKA_ERRORS) as error:
+            log.warning("partition %s not committed before letting it go (%r)", partition, error)
 
-    async def on_tick(self, wall: float) -> None:
-        async with self._turn:
-            merged: dict[tuple[int, TrackKey], Change] = {}
-            for partition, tracker in self._partitions.items():
-                caught_up = await self._caught_up(partition)
-                for change in tracker.on_time(wall, caught_up):
-                    merged[(partition, change.key)] = change
-            await self._emit(merged)
+    async def _take(self, partitions: set[int]) -> None:
+        """Hold `partitions`: writers first (fencing whoever held them), then the committed
+        offsets and clocks, then the tracks; the consumer is set back to those offsets."""
+        if not partitions:
+            return
+        writers: dict[int, Writer] = {}
+        try:
+            opened = await asyncio.gather(*(self._partitions.open(p) for p in partitions))
+            writers = dict(zip(partitions, opened, strict=True))
+            committed = await self._partitions.committed(partitions)
+            restored, seconds = await self._partitions.restore(partitions)
+        except BaseException:
+            for writer in writers.values():
+                await writer.close()
+            raise
+        for partition in partitions:
+            offset, metadata = committed.get(partition, (None, ""))
+            tracker = self._tracker(_saved_clock(metadata))
+            tracks = restored.get(partition, {})
+            for key, track in tracks.items():
+                tracker.restore(key, track)
+            self._owned[partition] = Owned(tracker, writers[partition], offset, offset)
+            await self._seek(partition, offset)
+            # Written again, so the attendance records are whole even if the database was
+            # down when the previous owner held them.
+            self._changed(tracks.items())
+        count = sum(len(t) for t in restored.values())
+        if self._metrics is not None:
+            self._metrics.restore_seconds.observe(seconds)
+            self._metrics.restored_tracks.inc(count)
+        log.info("took partitions %s (%d tracks) in %.2f s", sorted(partitions), count, seconds)
 
-    async def run_clock(self, every: float) -> None:
-        planned = time.monotonic() + every
-        while True:
-            await asyncio.sleep(max(0.0, planned - time.monotonic()))
-            late = time.monotonic() - planned
-            if late > STALL_SECONDS:
-                self._woke_at = time.time()
-                log.warning("the clock woke %.1f s late", late)
-            try:
-                await self.on_tick(time.time())
-            except Exception:
-                log.exception("expiry tick failed; retrying on the next tick")
-            planned = time.monotonic() + every
+    def _tracker(self, saved: dict[str, object] | None) -> Tracker:
+        timing = self._timing
+        clock = IngestClock.resumed(
+            saved, outage_after=timing.outage_after, gone_after=timing.gone_after
+        )
+        return Tracker(self._liveness_of, self._expected_of, clock=clock, rules=self._rules)
 
-    # --- output --------------------------------------------------------------------------------
-
-    async def _emit(self, changes: dict[tuple[int, TrackKey], Change]) -> None:
-        for (partition, key), change in changes.items():
-            record_key = status_key(*key)
-            self._unsent_changelog[record_key] = (snapshot(*key, change.track), partition)
-            if change.visible:
-                self._unsent_statuses[record_key] = status(*key, change.track)
-        self.changed((key, change.track) for (_, key), change in changes.items())
-        await self._flush()
-
-    async def _flush(self) -> None:
-        changelog = [(k, v, p) for k, (v, p) in self._unsent_changelog.items()]
-        statuses = [(k, v, None) for k, v in self._unsent_statuses.items()]
-        pending = [
-            *await publish_all(self._changelog, changelog),
-            *await publish_all(self._statuses, statuses),
-        ]
-        await asyncio.gather(*pending)
-        self._unsent_changelog.clear()
-        self._unsent_statuses.clear()
-
-    async def _caught_up(self, partition: int) -> bool:
-        consumer = self.consumer()
+    async def _seek(self, partition: int, offset: int | None) -> None:
+        consumer = self._consumer
         if consumer is None:
-            return False
+            return
         tp = TopicPartition(HEARTBEATS.name, partition)
-        highwater = consumer.highwater(tp)
-        if highwater is None or not highwater_is_current(
-            _polled_at(consumer, tp), time.time(), self._woke_at
-        ):
-            return False
-        done = self._processed.get(partition)
-        if done is None:
-            # Nothing processed since the restore. Not the consumer's position: it moves when a
-            # batch is fetched, before the handler has processed it, and expiry would outrun
-            # the heartbeats of that batch. The group's commit says what is really done.
-            try:
-                done = await asyncio.wait_for(consumer.committed(tp), COMMITTED_TIMEOUT)
-            except Exception:
-                return False
-            if done is None:
-                return False
-            self._processed[partition] = done
-        return bool(int(done) >= int(highwater))
+        if offset is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, offset)
 
     def _still_assigned(self, partition: int) -> bool:
-        consumer = self.consumer()
+        consumer = self._consumer
         return consumer is not None and TopicPartition(HEARTBEATS.name, partition) in (
             consumer.assignment()
         )
 
+    # --- metrics -------------------------------------------------------------------------------
+
+    def _count_transaction(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.transactions.labels(outcome).inc()
+
+    def _count_stale(self) -> None:
+        if self._metrics is not None:
+            self._metrics.stale.inc()
+
     def _count_new_flags(self, flags: frozenset[str]) -> None:
-        if self.metrics is not None:
+        if self._metrics is not None:
             for flag in flags:
-                self.metrics.flags.labels(flag).inc()
+                self._metrics.flags.labels(flag).inc()
 
     def _observe(self, count: int, newest: float) -> None:
-        if self.metrics is None or count == 0:
+        if self._metrics is None or count == 0:
             return
-        self.metrics.batch_size.observe(count)
-        self.metrics.heartbeats.inc(count)
+        self._metrics.batch_size.observe(count)
+        self._metrics.heartbeats.inc(count)
         if newest:
-            self.metrics.lag_seconds.set(max(0.0, time.time() - newest))
+            self._metrics.lag_seconds.set(max(0.0, time.time() - newest))
 
 
-def highwater_is_current(polled_at: float | None, now: float, woke_at: float) -> bool:
-    """Whether a high watermark read at `polled_at` still says what Kafka holds: read lately,
-    and by a fetch sent after the process last woke from a stall."""
-    return (
-        polled_at is not None
-        and now - polled_at <= FRESH_HIGHWATER_SECONDS
-        and polled_at > woke_at + AFTER_STALL_SECONDS
-    )
-
-
-def _polled_at(consumer: AIOKafkaConsumer, tp: TopicPartition) -> float | None:
+def _saved_clock(metadata: str) -> dict[str, object] | None:
     try:
-        polled = consumer.last_poll_timestamp(tp)
-    except AssertionError:  # no longer assigned
+        saved = json.loads(metadata) if metadata else None
+    except ValueError:
         return None
-    return None if polled is None else polled / 1000
+    return saved if isinstance(saved, dict) else None
+
+
+def _retrying() -> AsyncRetrying:
+    """Kafka may be away while a partition is taken: try again, backing off, until it answers."""
+    return AsyncRetrying(
+        retry=retry_if_exception_type(KAFKA_ERRORS),
+        wait=wait_exponential_jitter(initial=0.2, max=5.0),
+        before_sleep=lambda state: log.warning(
+            "taking partitions failed (%r); retrying", state.outcome and state.outcome.exception()
+        ),
+        reraise=True,
+    )
 
 
 class RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]

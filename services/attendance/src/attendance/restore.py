@@ -17,8 +17,9 @@ Restored = dict[int, dict[TrackKey, Track]]
 
 async def read_changelog(bootstrap: str, partitions: Iterable[int]) -> tuple[Restored, float]:
     """The latest track of every key in `partitions`, read from the beginning to the end as of
-    now, and how long that took. Unreadable records are skipped: the heartbeats replayed after
-    the last commit rebuild what they held."""
+    now, and how long that took. Only committed transactions count: what an instance decided
+    and never committed (it was fenced, or failed) is not state. Unreadable records are
+    skipped: the heartbeats replayed after the last commit rebuild what they held."""
     began = time.perf_counter()
     wanted = [TopicPartition(STATE_CHANGELOG.name, p) for p in partitions]
     found: Restored = {tp.partition: {} for tp in wanted}
@@ -28,6 +29,7 @@ async def read_changelog(bootstrap: str, partitions: Iterable[int]) -> tuple[Res
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
+        isolation_level="read_committed",
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     await consumer.start()

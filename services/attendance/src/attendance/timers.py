@@ -61,6 +61,10 @@ class DeadlineWheel(Generic[K]):
             del self._slots[slot]
         return due
 
+    def scheduled(self) -> list[K]:
+        """Every key with a deadline, as a list: the caller may reschedule them meanwhile."""
+        return list(self._deadline)
+
     def deadline_of(self, key: K) -> float | None:
         return self._deadline.get(key)
 

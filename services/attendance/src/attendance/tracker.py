@@ -1,14 +1,20 @@
-"""The tracks of one partition of `attendance.heartbeats`, its clock, and its deadlines."""
+"""The tracks of one partition of `attendance.heartbeats`, its clock, and its deadlines.
+
+Pure: heartbeats and watermarks in, the changed tracks out (into a pending table the caller
+writes to Kafka at its next commit).
+"""
 
 from collections.abc import Callable
 from typing import NamedTuple
 
+from attendance.clock import Gap, IngestClock
 from attendance.domain import (
     NEVER_CONNECTED,
     Beat,
     Liveness,
     Track,
     deadline,
+    excused,
     is_visible_change,
     on_heartbeat,
     on_time,
@@ -30,25 +36,8 @@ class Change(NamedTuple):
     visible: bool
 
 
-class PartitionClock:
-    """The time expiry is judged by in one partition.
-
-    While the partition is caught up, wall time less a grace for heartbeats still in flight.
-    While it is behind (a restart, a rebalance, a burst), never later than the newest heartbeat
-    processed: silence is only believed once the backlog that might break it has been read.
-    """
-
-    def __init__(self, grace: float) -> None:
-        self._grace = grace
-        self._newest: float | None = None
-
-    def observe(self, received_at: float) -> None:
-        self._newest = received_at if self._newest is None else max(self._newest, received_at)
-
-    def now(self, wall: float, caught_up: bool) -> float | None:
-        if caught_up:
-            return wall - self._grace
-        return None if self._newest is None else min(wall - self._grace, self._newest)
+# Changes since the last commit, one per track: the latest, visible if any of them was.
+Pending = dict[TrackKey, Change]
 
 
 class Tracker:
@@ -57,15 +46,15 @@ class Tracker:
         liveness_of: LivenessOf,
         expected_of: ExpectedOf = lambda _: 0,
         *,
+        clock: IngestClock,
         rules: QualityRules = DEFAULT_RULES,
-        grace: float = 0.5,
     ) -> None:
         self._liveness_of = liveness_of
         self._expected_of = expected_of
         self._rules = rules
         self._tracks: dict[TrackKey, Track] = {}
         self._wheel: DeadlineWheel[TrackKey] = DeadlineWheel()
-        self.clock = PartitionClock(grace)
+        self.clock = clock
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -80,34 +69,49 @@ class Tracker:
         """Take a track back from the changelog, with its deadline."""
         self._tracks[key] = track
         self._wheel.schedule(key, deadline(track, self._liveness_of(key[0])))
-        if track.last_seen is not None:
-            self.clock.observe(track.last_seen)
 
-    def on_beat(self, key: TrackKey, beat: Beat) -> Change | None:
+    def on_beat(self, key: TrackKey, beat: Beat, pending: Pending) -> Change | None:
         """Apply one heartbeat; None when it changes nothing (a duplicate, an older one)."""
-        self.clock.observe(beat.received_at)
+        gap = self.clock.stamp(beat.received_at)
+        if gap is not None:
+            self._excuse(gap, pending)
         before = self._tracks.get(key, NEVER_CONNECTED)
         liveness = self._liveness_of(key[0])
         moved = on_heartbeat(before, beat, liveness)
         if moved is before:
             return None
         after = flagged(before, moved, self._expected_of(key[1]), self._rules)
-        return Change(key, after, self._store(key, before, after, liveness))
+        return self._store(key, before, after, liveness, pending)
 
-    def on_time(self, wall: float, caught_up: bool) -> list[Change]:
-        """Expire what the partition's clock says has been silent too long."""
-        now = self.clock.now(wall, caught_up)
-        if now is None:
-            return []
-        changes = []
+    def on_watermark(self, ingest: str, at: float, final: bool, pending: Pending) -> None:
+        """Apply an ingest's watermark: excuse the outage it ends, expire what fell silent."""
+        gap, moved = self.clock.watermark(ingest, at, final)
+        if gap is not None:
+            self._excuse(gap, pending)
+        now = self.clock.now
+        if not moved or now is None:
+            return
         for key in self._wheel.pop_due(now):
             before = self._tracks[key]
             liveness = self._liveness_of(key[0])
-            after = on_time(before, now, liveness)
-            changes.append(Change(key, after, self._store(key, before, after, liveness)))
-        return changes
+            self._store(key, before, on_time(before, now, liveness), liveness, pending)
 
-    def _store(self, key: TrackKey, before: Track, after: Track, liveness: Liveness) -> bool:
+    def _excuse(self, gap: Gap, pending: Pending) -> None:
+        """The monitor accepted nothing for a while: that is no point's silence."""
+        for key in self._wheel.scheduled():
+            before = self._tracks[key]
+            after = excused(before, gap.since, gap.seconds)
+            if after is not before:
+                self._store(key, before, after, self._liveness_of(key[0]), pending)
+
+    def _store(
+        self, key: TrackKey, before: Track, after: Track, liveness: Liveness, pending: Pending
+    ) -> Change:
         self._tracks[key] = after
         self._wheel.schedule(key, deadline(after, liveness))
-        return is_visible_change(before, after)
+        change = Change(key, after, is_visible_change(before, after))
+        earlier = pending.get(key)
+        if earlier is not None and earlier.visible and not change.visible:
+            change = change._replace(visible=True)
+        pending[key] = change
+        return change

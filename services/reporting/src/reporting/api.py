@@ -116,7 +116,7 @@ def reporting_router(
     def rendered_totals(session_code: str, view: SessionView) -> str:
         cached = rendered.get(session_code)
         if cached is None or cached[0] != view.version:
-            data = totals_of(session_code, view, datetime.now(UTC)).model_dump_json()
+            data = totals_of(session_code, view, datetime.now(UTC), live.judged).model_dump_json()
             cached = rendered[session_code] = (view.version, data)
         return cached[1]
 
@@ -134,7 +134,7 @@ def reporting_router(
     @router.get("/sessions/{session_code}/totals", summary="Live totals of one session")
     async def get_totals(session_code: str) -> Totals:
         _, view = view_of(session_code)
-        return totals_of(session_code, view, datetime.now(UTC))
+        return totals_of(session_code, view, datetime.now(UTC), live.judged)
 
     @router.get(
         "/sessions/{session_code}/breakdown/{kind}", summary="Totals by province, channel or level"

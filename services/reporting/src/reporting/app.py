@@ -19,8 +19,9 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CollectorRegistry
 
 from contracts.codec import ContractError, decode, encode
-from contracts.events import PointState, SessionSchedule, Totals
+from contracts.events import MonitorClock, PointState, SessionSchedule, Totals
 from contracts.topics import (
+    MONITOR_CLOCK,
     POINT_STATUS,
     REGISTRY_POINTS,
     REGISTRY_SESSIONS,
@@ -43,7 +44,7 @@ settings = Settings()
 metrics = CollectorRegistry()
 broker = make_broker(settings.kafka_bootstrap_servers, client_id="reporting", registry=metrics)
 dead_letters = DeadLetters(broker, metrics)
-live = LiveTotals()
+live = LiveTotals(unknown_after=settings.unknown_after_seconds)
 detector = IncidentDetector()
 engine = make_engine(settings.database_url)
 metrics.register(TotalsCollector(live, detector))
@@ -68,6 +69,8 @@ def subscribe_table(*topics: str, title: str) -> BatchSubscriber:
         max_records=BATCH_RECORDS,
         group_id=None,
         auto_offset_reset="earliest",
+        # Statuses are written in the processor's transactions: only committed ones are true.
+        isolation_level="read_committed",
         ack_policy=AckPolicy.ACK_FIRST,
         parser=as_batch,
         decoder=undecoded,
@@ -89,6 +92,7 @@ async def as_batch(records: tuple[Record, ...], _: object) -> BatchMessage:
 
 registry_in = subscribe_table(REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, title="on_registry")
 statuses_in = subscribe_table(POINT_STATUS.name, title="on_point_status")
+clock_in = subscribe_table(MONITOR_CLOCK.name, title="on_monitor_clock")
 tables = Tables(registry_in, statuses_in)
 
 
@@ -118,6 +122,17 @@ async def on_point_status(message: KafkaMessage) -> None:
         _watch_for_incidents(before, status)
     if not await tables.loading():  # also when another handler finished loading meanwhile
         live.settle()
+
+
+@clock_in
+async def on_monitor_clock(message: KafkaMessage) -> None:
+    for record in records_of(message):
+        try:
+            clock = decode(MonitorClock, record.value)
+        except ContractError as error:
+            await dead_letters.park(record, error)
+            continue
+        live.judged.put(clock.partition, clock.judged_until)
 
 
 def _apply_registry(record: Record, now: datetime, defer: bool) -> None:
@@ -170,11 +185,25 @@ async def publish_snapshots(every: float) -> None:
             if published.get(code) == view.version:
                 continue
             try:
-                totals = totals_of(code, view, datetime.now(UTC))
+                totals = totals_of(code, view, datetime.now(UTC), live.judged)
                 await to_totals.publish(encode(totals), key=session_key(code))
                 published[code] = view.version
             except Exception as error:
                 log.warning("totals snapshot of %s not published (%s)", code, error)
+
+
+async def watch_judgement(every: float) -> None:
+    """When the states become unknown or known again, every session's totals change: the
+    streams and snapshots say so even though no point's status moved."""
+    unknown = live.judged.unknown(datetime.now(UTC))
+    while True:
+        await asyncio.sleep(every)
+        now_unknown = live.judged.unknown(datetime.now(UTC))
+        if now_unknown != unknown:
+            unknown = now_unknown
+            log.warning("states %s", "unknown: the monitor is not judging" if unknown else "known")
+            for view in list(live.sessions.values()):
+                view.version += 1
 
 
 async def sample_timeline(every: float) -> None:
@@ -235,6 +264,7 @@ async def background(_: FastAPI) -> AsyncIterator[None]:
         asyncio.create_task(publish_snapshots(settings.snapshot_seconds)),
         asyncio.create_task(sample_timeline(settings.timeline_seconds)),
         asyncio.create_task(watch_incidents(1.0)),
+        asyncio.create_task(watch_judgement(0.5)),
     ]
     yield
     for task in tasks:

@@ -1,6 +1,6 @@
 """Settings of the reporting service, from `REPORTING_*` environment variables."""
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import ServiceSettings, check_production_database
@@ -14,6 +14,9 @@ class Settings(ServiceSettings):
     viewer_token: str | None = None
     snapshot_seconds: float = 1.0
     timeline_seconds: float = 10.0
+    # The states are shown as unknown once the processor's clock lags this far behind (it
+    # normally trails by about a second).
+    unknown_after_seconds: float = Field(5.0, gt=0)
 
     @model_validator(mode="after")
     def _a_real_database_in_production(self) -> "Settings":

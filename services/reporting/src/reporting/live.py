@@ -202,8 +202,9 @@ class Registry:
 
 
 class LiveTotals:
-    def __init__(self) -> None:
+    def __init__(self, unknown_after: float = 5.0) -> None:
         self.registry = Registry()
+        self.judged = Judged(unknown_after)
         self.sessions: dict[str, SessionView] = {}
         # session code -> point code -> latest status; nested so the keys are shared strings
         self._statuses: dict[str, dict[str, StatusRecord]] = {}
@@ -330,11 +331,33 @@ class LiveTotals:
         return self._shared.setdefault(value, value)  # type: ignore[return-value]
 
 
-def totals_of(session_code: str, view: SessionView, as_of: datetime) -> Totals:
+class Judged:
+    """How far the processor has judged each heartbeat partition (`attendance.monitor-clock`):
+    the desk's states are true as of the earliest of them."""
+
+    def __init__(self, unknown_after: float) -> None:
+        self._unknown_after = unknown_after
+        self._until: dict[int, datetime] = {}
+
+    def put(self, partition: int, until: datetime) -> None:
+        self._until[partition] = until
+
+    def until(self) -> datetime | None:
+        return min(self._until.values(), default=None)
+
+    def unknown(self, now: datetime) -> bool:
+        """Whether the states cannot be vouched for now (never judged, or not lately)."""
+        until = self.until()
+        return until is None or (now - until).total_seconds() > self._unknown_after
+
+
+def totals_of(session_code: str, view: SessionView, as_of: datetime, judged: Judged) -> Totals:
     """The snapshot of a session that the REST API, SSE stream and `reporting.totals` carry."""
     return Totals(
         session_code=session_code,
         as_of=as_of,
+        judged_until=judged.until(),
+        unknown=judged.unknown(as_of),
         **view.overall.counts().model_dump(),
         peak_connected=view.peak_connected.value,
         peak_connected_at=view.peak_connected.at,

@@ -12,7 +12,7 @@ import { renderChannels } from "./channels.js";
 import { byId, el } from "./dom.js";
 import { clearHeadline, renderHeadline } from "./headline.js";
 import { language, setLanguage, t, translateStatic } from "./i18n.js";
-import { dayAndTime, hourMinute } from "./format.js";
+import { dayAndTime, hourMinute, hourMinuteSecond } from "./format.js";
 import { renderIncidents } from "./incidents.js";
 import { clearProblems, renderProblems, tickProblems } from "./problems.js";
 import { buildProvinceGrid, markPickedProvince, renderProvinces, shortName } from "./provinces.js";
@@ -187,9 +187,21 @@ async function openSession(code) {
   openStream(code, generation);
 }
 
+/** While the monitor cannot judge (Kafka, the ingest or the processor away), the desk is told
+ * the states are unknown, not that points dropped. */
+function showUnknown(totals) {
+  const box = byId("unknown");
+  box.hidden = !totals.unknown;
+  if (!totals.unknown) return;
+  box.textContent = totals.judged_until
+    ? t("unknownSince", { time: hourMinuteSecond(Date.parse(totals.judged_until) / 1000) })
+    : t("unknownNever");
+}
+
 function applyTotals(totals) {
   state.totals = totals;
   state.clockOffsetMs = Date.parse(totals.as_of) - Date.now();
+  showUnknown(totals);
   renderHeadline(totals);
   renderProvinces(totals.by_province);
   renderChannels(totals.by_channel);

@@ -56,6 +56,9 @@ export const MESSAGES = {
     loadFailed: "Không tải được dữ liệu (mã {status}).",
     unauthorized: "Cần mã truy cập: mở trang với ?token=… được cấp.",
     hours: "giờ",
+    unknownSince:
+      "Chưa rõ trạng thái từ {time}: hệ thống chưa nhận được tín hiệu mới. Không điểm cầu nào bị tính là mất kết nối trong lúc này.",
+    unknownNever: "Chưa rõ trạng thái: hệ thống giám sát chưa bắt đầu đánh giá kết nối.",
   },
   en: {
     pageTitle: "Live connection-point monitor",
@@ -110,6 +113,9 @@ export const MESSAGES = {
     loadFailed: "Could not load the data (status {status}).",
     unauthorized: "An access token is needed: open the page with the ?token=… you were given.",
     hours: "h",
+    unknownSince:
+      "States unknown since {time}: the monitor is not receiving heartbeats. No point is counted as dropped meanwhile.",
+    unknownNever: "States unknown: the monitor has not started judging connections yet.",
   },
 };
 

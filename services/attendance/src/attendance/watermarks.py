@@ -1,0 +1,85 @@
+"""The ingest's proof that it is accepting heartbeats: a watermark in every heartbeat partition
+a few times a second (`contracts.events.IngestWatermark`).
+
+A watermark goes through the same producer as the heartbeats, after every heartbeat received
+before its moment was handed to that producer; the producer keeps their order within a
+partition, so a processor that reads the watermark has read all of them. While this instance
+cannot write to Kafka no watermark lands, and processors stop judging silence.
+"""
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+import time
+import uuid
+from itertools import count
+
+from attendance.encoding import watermark_record
+from contracts.topics import HEARTBEATS, watermark_key
+from servicekit.kafka import RawPublisher
+
+log = logging.getLogger(__name__)
+
+
+def instance_name() -> str:
+    """This process's name in its watermarks: the host, and a part of its own."""
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40] or "ingest"
+    return f"{host}-{uuid.uuid4().hex[:12]}"
+
+
+class Stamps:
+    """Receive times of heartbeats not handed to the producer yet: a watermark may only claim
+    the time before the oldest of them."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, float] = {}
+        self._tokens = count()
+
+    def open(self, received_at: float) -> int:
+        token = next(self._tokens)
+        self._open[token] = received_at
+        return token
+
+    def close(self, token: int) -> None:
+        self._open.pop(token, None)
+
+    def floor(self, now: float) -> float:
+        """The latest moment a watermark may claim now."""
+        if not self._open:
+            return now
+        return min(now, min(self._open.values()))
+
+
+class Watermarks:
+    def __init__(
+        self, publisher: RawPublisher, stamps: Stamps, *, ingest: str, timeout: float
+    ) -> None:
+        self._publisher = publisher
+        self._stamps = stamps
+        self.ingest = ingest
+        self._key = watermark_key(ingest)
+        self._timeout = timeout
+
+    async def run(self, every: float) -> None:
+        """Write a watermark every `every` seconds, each once the previous one landed (or
+        failed: then the processors see the gap, which is the truth)."""
+        while True:
+            started = time.monotonic()
+            with contextlib.suppress(Exception):
+                await self.write(final=False)
+            await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))
+
+    async def write(self, *, final: bool) -> None:
+        value = watermark_record(self.ingest, self._stamps.floor(time.time()), final)
+        try:
+            async with asyncio.timeout(self._timeout):
+                count = await self._publisher.partition_count()
+                pending = await self._publisher.publish_all(
+                    [(self._key, value, partition) for partition in range(count)]
+                )
+                await asyncio.gather(*pending)
+        except Exception as error:
+            log.debug("watermark not written to %s (%r)", HEARTBEATS.name, error)
+            raise
