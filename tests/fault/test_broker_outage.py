@@ -55,15 +55,25 @@ def start_again(broker: Broker) -> Broker:
     )
 
 
-async def still_serving(fleet: Fleet, session_code: str) -> dict[str, int]:
-    """Each service alive and answering HTTP while Kafka is away."""
+async def still_serving(fleet: Fleet, session_code: str) -> dict[str, object]:
+    """Each service alive and answering HTTP while Kafka is away, and what the desk is told."""
     for role, service in fleet.services.items():
         assert service.process.poll() is None, f"{role} exited:\n{service.log_tail()}"
     async with httpx.AsyncClient(base_url=fleet.url("reporting"), timeout=10) as reporting:
         totals = await reporting.get(f"/v1/sessions/{session_code}/totals")
     async with httpx.AsyncClient(base_url=fleet.url("registration"), timeout=10) as registration:
         courses = await registration.get("/v1/courses", headers=OPERATOR)
-    return {"reporting totals": totals.status_code, "registration courses": courses.status_code}
+    return {
+        "reporting totals": totals.status_code,
+        "registration courses": courses.status_code,
+        "states unknown": totals.json().get("unknown"),
+    }
+
+
+async def states_known(fleet: Fleet, session_code: str) -> bool:
+    async with httpx.AsyncClient(base_url=fleet.url("reporting"), timeout=10) as reporting:
+        totals = await reporting.get(f"/v1/sessions/{session_code}/totals")
+    return totals.status_code == 200 and totals.json().get("unknown") is False
 
 
 async def test_a_broker_outage_loses_no_accepted_heartbeat(
@@ -98,6 +108,9 @@ async def test_a_broker_outage_loses_no_accepted_heartbeat(
                 patience=60,
             )
             ingest_back = time.monotonic() - began - broker_start_seconds
+            known_again = await eventually(
+                lambda: states_known(fleet, plan.session_code), bool, patience=60
+            )
             # Long enough for the silent ones to be shown disconnected (their timeout since the
             # monitor came back).
             await asyncio.sleep(plan.disconnected_after_s + 2)
@@ -131,7 +144,13 @@ async def test_a_broker_outage_loses_no_accepted_heartbeat(
         )
         # The ingest's answer while Kafka is away is 503, nothing else (no 500, no hang).
         assert set(during[0]) == {"503"}
-        assert serving == {"reporting totals": 200, "registration courses": 200}
+        # The desk is told it does not know, rather than shown drops; and knows again after.
+        assert serving == {
+            "reporting totals": 200,
+            "registration courses": 200,
+            "states unknown": True,
+        }
+        assert known_again
         assert missing == set()
         assert comparison.differences == 0
         assert falsely == {}, falsely
