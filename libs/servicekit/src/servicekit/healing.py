@@ -92,7 +92,9 @@ class ProducerHealer:
         """Put a new watched producer in place of `old`; `reason` None for the first swap."""
         if reason is not None:
             log.warning("Kafka producer stopped for good (%s); starting a new one", reason)
-        async for attempt in AsyncRetrying(wait=wait_exponential_jitter(initial=0.5, max=10)):
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential_jitter(multiplier=0.5, max=10, jitter=0.5)
+        ):
             with attempt:
                 fresh = await self._started()
         self._broker.config.producer._producer = RealProducer(fresh)  # type: ignore[attr-defined]

@@ -57,7 +57,8 @@ def make_broker(
     subscribers commit offsets only after the handler returned. A producer that stops for good
     is replaced by `servicekit.healing`."""
     return KafkaBroker(
-        bootstrap_servers,
+        # A list: FastStream takes a string for one address, not aiokafka's comma-separated list.
+        bootstrap_servers.split(","),
         client_id=client_id,
         **PRODUCER_SETTINGS,
         ack_policy=AckPolicy.ACK,

@@ -150,8 +150,6 @@ async def run_processor() -> None:
         log.critical("the processor stopped", exc_info=True)
         raise
     finally:
-        with suppress(Exception):
-            await processor.close()
         await consumer.stop()
         await partitions.close()
 
@@ -166,15 +164,20 @@ running: list[asyncio.Task[None]] = []
 
 @asynccontextmanager
 async def processing(_: FastAPI) -> AsyncIterator[None]:
+    background, processing_task = [], None
     if settings.ingest:
-        running.append(asyncio.create_task(watermarks.run(settings.watermark_seconds)))
+        background.append(asyncio.create_task(watermarks.run(settings.watermark_seconds)))
     if settings.processor:
-        running.append(asyncio.create_task(run_processor()))
-        running.append(asyncio.create_task(records.run(settings.records_flush_seconds)))
+        processing_task = asyncio.create_task(run_processor())
+        background.append(asyncio.create_task(records.run(settings.records_flush_seconds)))
+    running.extend([*background, *([processing_task] if processing_task else [])])
     yield
-    for task in running:
+    if processing_task is not None:
+        processor.stop()  # it drains and commits its partitions, then ends
+        with suppress(Exception):  # a loop that failed said so when it did
+            await processing_task
+    for task in background:
         task.cancel()
-    for task in running:
         with suppress(asyncio.CancelledError):
             await task
     if settings.ingest:

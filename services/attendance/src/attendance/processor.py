@@ -47,6 +47,8 @@ from servicekit.kafka import DeadLetters, Record
 log = logging.getLogger(__name__)
 LOG_APPEND_TIME = 1  # a record's timestamp type when the broker stamped it
 POLL_MS = 100
+# On the way out, how long the processor may take to read its partitions to their end.
+DRAIN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class Processor:
         self._consumer: Consumer | None = None
         # Records, commits and rebalances all change the partitions: one at a time.
         self._turn = asyncio.Lock()
+        self._stopping = asyncio.Event()
 
     # --- what the instance holds ---------------------------------------------------------------
 
@@ -139,14 +142,38 @@ class Processor:
     # --- the loop ------------------------------------------------------------------------------
 
     async def run(self, consumer: AIOKafkaConsumer, max_records: int) -> None:
-        """Fetch, decide, commit, until cancelled."""
+        """Fetch, decide, commit, until `stop`; then read what the partitions hold to their end,
+        commit it and let them go, so a clean exit leaves nothing for the next owner."""
         self._consumer = consumer
-        while True:
-            batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=max_records)
-            async with self._turn:
-                for tp, records in batches.items():
-                    await self.apply(tp.partition, records)
-                await self.commit_due()
+        while not self._stopping.is_set():
+            await self._round(consumer, max_records)
+        ends = await consumer.end_offsets(list(self._held()))
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < deadline and await self._behind(consumer, ends):
+            await self._round(consumer, max_records)
+        await self.close()
+
+    def stop(self) -> None:
+        """Ask `run` to finish: the round under way ends, then the partitions are drained."""
+        self._stopping.set()
+
+    async def _round(self, consumer: AIOKafkaConsumer, max_records: int) -> None:
+        batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=max_records)
+        async with self._turn:
+            for tp, records in batches.items():
+                await self.apply(tp.partition, records)
+            await self.commit_due()
+
+    def _held(self) -> set[TopicPartition]:
+        return {TopicPartition(HEARTBEATS.name, p) for p in self._owned}
+
+    async def _behind(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        """Whether a partition still held has records before `ends` left to process."""
+        for tp, end in ends.items():
+            owned = self._owned.get(tp.partition)
+            if owned is not None and (owned.position or 0) < end:
+                return True
+        return False
 
     async def apply(self, partition: int, records: Sequence[Record]) -> None:
         """Decide on a partition's records, in offset order, into its pending changes."""
@@ -376,7 +403,7 @@ def _retrying() -> AsyncRetrying:
     """Kafka may be away while a partition is taken: try again, backing off, until it answers."""
     return AsyncRetrying(
         retry=retry_if_exception_type(KAFKA_ERRORS),
-        wait=wait_exponential_jitter(initial=0.2, max=5.0),
+        wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2),
         before_sleep=lambda state: log.warning(
             "taking partitions failed (%r); retrying", state.outcome and state.outcome.exception()
         ),

@@ -1,0 +1,292 @@
+"""The processor in process, on fakes of Kafka that keep what was committed: what a commit
+carries, what a failed or fenced transaction leaves, how a restart resumes, how a stop drains.
+The real broker's side of the same story is in tests/fault."""
+
+import asyncio
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
+from aiokafka.structs import ConsumerRecord
+
+from attendance.domain import Liveness, Track
+from attendance.encoding import heartbeat_record, restored, watermark_record
+from attendance.partitions import Fenced, Outgoing
+from attendance.processor import LOG_APPEND_TIME, Processor, Timing
+from attendance.quality import QualityRules
+from attendance.restore import Restored
+from attendance.tracker import TrackKey
+from contracts.codec import decode
+from contracts.events import MonitorClock, PointState, PointStatus
+from contracts.topics import HEARTBEATS, point_key, watermark_key
+from servicekit.kafka import Record
+
+LIVENESS = Liveness(late_after=3.0, disconnected_after=6.0)
+START = 1_800_000_000.0
+
+
+@dataclass
+class Committed:
+    """What the fake Kafka holds for one partition: committed transactions only."""
+
+    offset: int | None = None
+    metadata: str = ""
+    changelog: dict[bytes, bytes] = field(default_factory=dict)
+    statuses: list[bytes] = field(default_factory=list)
+    clocks: list[bytes] = field(default_factory=list)
+
+
+class FakeKafka:
+    def __init__(self) -> None:
+        self.partitions: dict[int, Committed] = {}
+        self.epochs: dict[int, int] = {}
+        self.fail_next: set[int] = set()
+
+    def held(self, partition: int) -> Committed:
+        return self.partitions.setdefault(partition, Committed())
+
+
+class FakeWriter:
+    """A transactional producer: fenced once another one opened the same partition."""
+
+    def __init__(self, kafka: FakeKafka, partition: int) -> None:
+        self._kafka, self._partition = kafka, partition
+        kafka.epochs[partition] = kafka.epochs.get(partition, 0) + 1
+        self._epoch = kafka.epochs[partition]
+        self.closed = False
+
+    async def commit(self, out: Outgoing, offset: int, metadata: str) -> None:
+        if self._kafka.epochs[self._partition] != self._epoch:
+            raise Fenced(f"partition {self._partition}")
+        if self._partition in self._kafka.fail_next:
+            self._kafka.fail_next.discard(self._partition)
+            raise KafkaTimeoutError()  # the outcome unknown: here, not committed
+        held = self._kafka.held(self._partition)
+        held.changelog.update(out.changelog)
+        held.statuses += [value for _, value in out.statuses]
+        held.clocks += [out.clock[1]] if out.clock else []
+        held.offset, held.metadata = offset, metadata
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakePartitions:
+    def __init__(self, kafka: FakeKafka) -> None:
+        self._kafka = kafka
+        self.writers: list[FakeWriter] = []
+
+    async def open(self, partition: int) -> FakeWriter:
+        writer = FakeWriter(self._kafka, partition)
+        self.writers.append(writer)
+        return writer
+
+    async def committed(self, partitions: Iterable[int]) -> dict[int, tuple[int | None, str]]:
+        return {p: (self._kafka.held(p).offset, self._kafka.held(p).metadata) for p in partitions}
+
+    async def restore(self, partitions: Iterable[int]) -> tuple[Restored, float]:
+        found: Restored = {}
+        for p in partitions:
+            found[p] = dict(restored(v) for v in self._kafka.held(p).changelog.values())
+        return found, 0.0
+
+
+class FakeConsumer:
+    """One topic's records, fetched from where the processor last set each partition."""
+
+    def __init__(self, log: dict[int, list[Record]]) -> None:
+        self.log = log
+        self.positions: dict[int, int] = {}
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(HEARTBEATS.name, p) for p in self.log}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.positions[tp.partition] = offset
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> bool:
+        for tp in tps:
+            self.positions[tp.partition] = 0
+        return True
+
+    async def getmany(
+        self, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Record]]:
+        await asyncio.sleep(0)
+        batches = {}
+        for p, records in self.log.items():
+            start = self.positions.get(p, 0)
+            if start < len(records):
+                batches[TopicPartition(HEARTBEATS.name, p)] = records[start:]
+                self.positions[p] = len(records)
+        return batches
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.log[tp.partition]) for tp in tps}
+
+
+class NoDeadLetters:
+    async def park(self, record: Record, error: Exception) -> None:
+        raise AssertionError(f"a good record parked: {error}")
+
+
+def record(partition: int, offset: int, key: bytes, value: bytes, at: float) -> Record:
+    return ConsumerRecord(
+        HEARTBEATS.name, partition, offset, int(at * 1000), LOG_APPEND_TIME, key, value,
+        None, len(key), len(value), (),
+    )  # fmt: skip
+
+
+def moment(at: float) -> datetime:
+    return datetime.fromtimestamp(at, UTC)
+
+
+class Log:
+    """The heartbeat partition 0 as an ingest writes it: heartbeats and watermarks."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def beat(self, point: str, seq: int, at: float, learners: int = 10) -> None:
+        value = heartbeat_record(point, "S1", seq, moment(at), moment(at), learners, None, False)
+        self.records.append(record(0, len(self.records), point_key(point), value, at))
+
+    def marks(self, start: float, until: float, every: float = 0.25) -> None:
+        at = start
+        while at <= until + 1e-9:
+            value = watermark_record("ingest-1", at)
+            self.records.append(record(0, len(self.records), watermark_key("ingest-1"), value, at))
+            at += every
+
+
+def processor(kafka: FakeKafka) -> tuple[Processor, FakePartitions]:
+    partitions = FakePartitions(kafka)
+    made = Processor(
+        partitions=partitions,
+        dead_letters=NoDeadLetters(),  # type: ignore[arg-type]
+        liveness_of=lambda _: LIVENESS,
+        expected_of=lambda _: 0,
+        rules=QualityRules(),
+        timing=Timing(commit_seconds=0.0, idle_commit_seconds=0.0),
+        group="g",
+    )
+    return made, partitions
+
+
+async def take(made: Processor, consumer: FakeConsumer) -> None:
+    made._consumer = consumer  # as `run` does
+    await made.assign({0})
+
+
+async def feed(made: Processor, consumer: FakeConsumer) -> None:
+    for tp, records in (await consumer.getmany(0, 10_000)).items():
+        await made.apply(tp.partition, records)
+    await made.commit_due()
+
+
+def states(kafka: FakeKafka, point: str) -> list[str]:
+    return [
+        s.state.value
+        for s in (decode(PointStatus, v) for v in kafka.held(0).statuses)
+        if s.point_code == point
+    ]
+
+
+def track(kafka: FakeKafka, point: str) -> Track:
+    saved: dict[TrackKey, Track] = dict(restored(v) for v in kafka.held(0).changelog.values())
+    return saved[("S1", point)]
+
+
+@pytest.fixture
+def log() -> Log:
+    log = Log()
+    log.beat("A", 1, START)
+    log.beat("B", 1, START + 0.1)
+    log.marks(START + 0.25, START + 2.0)
+    log.beat("A", 2, START + 2.1)
+    log.marks(START + 2.25, START + 4.0)  # B silent since START + 0.1: late at + 3.1
+    return log
+
+
+async def test_a_commit_carries_the_decisions_the_clock_and_the_offset(log: Log) -> None:
+    kafka = FakeKafka()
+    made, _ = processor(kafka)
+    consumer = FakeConsumer({0: log.records})
+    await take(made, consumer)
+    await feed(made, consumer)
+    held = kafka.held(0)
+    assert held.offset == len(log.records)
+    assert states(kafka, "A") == ["connected"]
+    assert states(kafka, "B") == ["late"]  # connected, then late: the commit's latest
+    assert decode(MonitorClock, held.clocks[-1]).judged_until == moment(START + 4.0)
+    assert json.loads(held.metadata)["now"] == START + 4.0
+
+
+async def test_a_failed_commit_is_decided_again_the_same_way(log: Log) -> None:
+    kafka = FakeKafka()
+    made, partitions = processor(kafka)
+    consumer = FakeConsumer({0: log.records})
+    await take(made, consumer)
+    kafka.fail_next.add(0)
+    await feed(made, consumer)  # fails: nothing committed, the partition taken again
+    assert kafka.held(0).offset is None and partitions.writers[0].closed
+    assert consumer.positions[0] == 0  # set back to what was committed: the beginning
+    await feed(made, consumer)
+    assert kafka.held(0).offset == len(log.records)
+    assert states(kafka, "B") == ["late"]
+    assert track(kafka, "B").state is PointState.LATE
+
+
+async def test_a_fenced_instance_writes_nothing_more(log: Log) -> None:
+    kafka = FakeKafka()
+    zombie, _ = processor(kafka)
+    consumer = FakeConsumer({0: log.records[:3]})
+    await take(zombie, consumer)
+    await feed(zombie, consumer)
+    committed = kafka.held(0).offset
+    successor, _ = processor(kafka)
+    await take(successor, FakeConsumer({0: log.records}))  # opening fences the zombie
+    consumer.log[0] = log.records
+    await feed(zombie, consumer)
+    assert kafka.held(0).offset == committed
+    assert zombie.owned() == {}
+
+
+async def test_a_restart_resumes_where_the_commit_left_off_outages_included() -> None:
+    kafka = FakeKafka()
+    first = Log()
+    first.beat("A", 1, START)
+    first.marks(START + 0.25, START + 1.0)
+    made, _ = processor(kafka)
+    consumer = FakeConsumer({0: first.records})
+    await take(made, consumer)
+    await feed(made, consumer)
+    await made.close()
+    # Kafka away for a minute; then A beats again, and the watermarks resume.
+    later = Log()
+    later.records = list(first.records)
+    later.beat("A", 2, START + 61.0)
+    later.marks(START + 61.25, START + 62.0)
+    again, _ = processor(kafka)
+    consumer = FakeConsumer({0: later.records})
+    await take(again, consumer)
+    assert consumer.positions[0] == len(first.records)
+    await feed(again, consumer)
+    assert states(kafka, "A") == ["connected"]  # never late, no reconnect
+    assert track(kafka, "A").reconnects == 0
+
+
+async def test_a_stop_drains_the_partitions_and_commits_them(log: Log) -> None:
+    kafka = FakeKafka()
+    made, _ = processor(kafka)
+    consumer = FakeConsumer({0: log.records})
+    made._consumer = consumer
+    await made.assign({0})
+    made.stop()
+    await made.run(consumer, max_records=10_000)
+    assert kafka.held(0).offset == len(log.records)
+    assert made.owned() == {}
