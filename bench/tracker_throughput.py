@@ -56,7 +56,7 @@ def baseline(data: list[bytes]) -> None:
 
 def ours(data: list[bytes]) -> None:
     tracker = Tracker(lambda _: Liveness(), clock=IngestClock(outage_after=1.0, gone_after=10.0))
-    pending: Pending = {}
+    pending = Pending()
     for record in data:
         heartbeat = decode(Heartbeat, record)
         beat = Beat(heartbeat.seq, heartbeat.received_at.timestamp(), heartbeat.learners)

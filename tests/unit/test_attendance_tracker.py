@@ -22,12 +22,12 @@ def tracker(**kwargs: object) -> Tracker:
 
 
 def states(pending: Pending) -> list[tuple[str, PointState]]:
-    return sorted((key[1], change.track.state) for key, change in pending.items())
+    return sorted((key[1], change.track.state) for key, change in pending.latest.items())
 
 
 def marks(t: Tracker, until: float, every: float = 0.25, start: float = 100.0) -> Pending:
     """The ingest proving it accepts from `start` to `until`, a watermark every `every` s."""
-    pending: Pending = {}
+    pending = Pending()
     at = start
     while at <= until + 1e-9:
         t.on_watermark("ingest-1", at, False, pending)
@@ -39,25 +39,38 @@ def test_only_visible_changes_are_marked_visible() -> None:
     t, pending = tracker(), Pending()
     first = t.on_beat(("S1", "A"), beat(1, 100), pending)
     assert first is not None and first.visible
-    same = t.on_beat(("S1", "A"), beat(2, 105), {})
+    same = t.on_beat(("S1", "A"), beat(2, 105), Pending())
     assert same is not None and not same.visible  # last_seen moved: changelog only
-    assert t.on_beat(("S1", "A"), beat(2, 106), {}) is None  # a duplicate changes nothing
-    fewer = t.on_beat(("S1", "A"), beat(3, 110, learners=9), {})
+    assert t.on_beat(("S1", "A"), beat(2, 106), Pending()) is None  # a duplicate changes nothing
+    fewer = t.on_beat(("S1", "A"), beat(3, 110, learners=9), Pending())
     assert fewer is not None and fewer.visible
+
+
+def test_every_state_passed_through_before_a_commit_is_kept_in_order() -> None:
+    t, pending = tracker(), Pending()
+    t.on_beat(("S1", "A"), beat(1, 100, learners=5), pending)
+    t.on_beat(("S1", "A"), beat(2, 101, learners=6), pending)  # a count: folds
+    for at in (100.25 + 0.25 * n for n in range(160)):  # a backlog: late, then disconnected
+        t.on_watermark("ingest-1", at, False, pending)
+    assert [(k[1], track.state, track.learners) for k, track in pending.passed] == [
+        ("A", PointState.CONNECTED, 6),
+        ("A", PointState.LATE, 6),
+    ]
+    assert pending.latest[("S1", "A")].track.state is PointState.DISCONNECTED
 
 
 def test_a_change_since_the_last_commit_stays_visible() -> None:
     t, pending = tracker(), Pending()
     t.on_beat(("S1", "A"), beat(1, 100), pending)
     t.on_beat(("S1", "A"), beat(2, 105), pending)  # invisible on its own
-    assert pending[("S1", "A")].visible and pending[("S1", "A")].track.seq == 2
+    assert pending.latest[("S1", "A")].visible and pending.latest[("S1", "A")].track.seq == 2
 
 
 def test_expiry_follows_the_watermarks() -> None:
     t = tracker()
-    t.on_beat(("S1", "A"), beat(1, 100), {})
+    t.on_beat(("S1", "A"), beat(1, 100), Pending())
     marks(t, 109.75)
-    t.on_beat(("S1", "B"), beat(1, 110), {})
+    t.on_beat(("S1", "B"), beat(1, 110), Pending())
     assert states(marks(t, 111.75, start=110.0)) == []
     assert states(marks(t, 112.0, start=112.0)) == [("A", PointState.LATE)]
     assert states(marks(t, 140.0, start=112.25)) == [
@@ -65,14 +78,14 @@ def test_expiry_follows_the_watermarks() -> None:
         ("B", PointState.DISCONNECTED),
     ]
     assert t.track("S1", "A").since == 130.0  # when it became disconnected, not when seen
-    assert marks(t, 150.0, start=140.25) == {}
+    assert not marks(t, 150.0, start=140.25)
 
 
 def test_without_watermarks_nothing_expires() -> None:
     t = tracker()
-    t.on_beat(("S1", "A"), beat(1, 100), {})
-    t.on_beat(("S1", "B"), beat(1, 100.5), {})
-    t.on_beat(("S1", "B"), beat(2, 101), {})  # time passes in heartbeats, not in proof
+    t.on_beat(("S1", "A"), beat(1, 100), Pending())
+    t.on_beat(("S1", "B"), beat(1, 100.5), Pending())
+    t.on_beat(("S1", "B"), beat(2, 101), Pending())  # time passes in heartbeats, not in proof
     assert t.track("S1", "A").state is PointState.CONNECTED
 
 
@@ -96,7 +109,7 @@ def test_the_monitors_outage_is_no_points_silence() -> None:
     t.on_beat(("S1", "B"), beat(1, 100), pending)
     marks(t, 104.0)
     # Kafka away from 104 to 150: nothing lands. Then A's next heartbeat and the watermarks.
-    back: Pending = {}
+    back = Pending()
     t.on_beat(("S1", "A"), beat(2, 150.1), back)
     marks(t, 160.0, start=150.25)
     a, b = t.track("S1", "A"), t.track("S1", "B")
@@ -112,9 +125,9 @@ def test_the_monitors_outage_is_no_points_silence() -> None:
 
 def test_a_heartbeat_after_an_outage_excuses_it_before_it_counts() -> None:
     t = tracker()
-    t.on_beat(("S1", "A"), beat(1, 100), {})
+    t.on_beat(("S1", "A"), beat(1, 100), Pending())
     marks(t, 101.0)
-    pending: Pending = {}
+    pending = Pending()
     # The first record after 40 s of outage is A's own heartbeat: no reconnect.
     t.on_beat(("S1", "A"), beat(2, 141.0), pending)
     assert t.track("S1", "A").reconnects == 0
@@ -123,7 +136,7 @@ def test_a_heartbeat_after_an_outage_excuses_it_before_it_counts() -> None:
 
 def test_restored_tracks_expire_like_the_originals() -> None:
     original = tracker()
-    original.on_beat(("S1", "A"), beat(1, 100, learners=12), {})
+    original.on_beat(("S1", "A"), beat(1, 100, learners=12), Pending())
     key, track = restored(snapshot("S1", "A", original.track("S1", "A")))
     assert (key, track) == (("S1", "A"), original.track("S1", "A"))
     copy = tracker()
@@ -134,14 +147,14 @@ def test_restored_tracks_expire_like_the_originals() -> None:
 
 def test_implausible_counts_are_flagged_not_rejected() -> None:
     t = tracker(rules=QualityRules(frozen_after_seconds=60))
-    t.on_beat(("S1", "A"), beat(1, 100, learners=30), {})
-    crowd = t.on_beat(("S1", "A"), beat(2, 105, learners=61), {})
+    t.on_beat(("S1", "A"), beat(1, 100, learners=30), Pending())
+    crowd = t.on_beat(("S1", "A"), beat(2, 105, learners=61), Pending())
     assert crowd is not None and crowd.visible
     assert crowd.track.flags == {OVER_CAPACITY, JUMP}
-    calm = t.on_beat(("S1", "A"), beat(3, 110, learners=62), {})
+    calm = t.on_beat(("S1", "A"), beat(3, 110, learners=62), Pending())
     assert calm is not None and calm.track.flags == {OVER_CAPACITY}
-    t.on_beat(("S1", "B"), beat(1, 100, learners=20), {})
+    t.on_beat(("S1", "B"), beat(1, 100, learners=20), Pending())
     for seq in range(2, 15):
-        t.on_beat(("S1", "B"), beat(seq, 100 + 5 * seq, learners=20), {})
+        t.on_beat(("S1", "B"), beat(seq, 100 + 5 * seq, learners=20), Pending())
     assert t.track("S1", "B").flags == {FROZEN}
     assert decode(PointStatus, status("S1", "B", t.track("S1", "B"))).flags == (FROZEN,)

@@ -98,7 +98,7 @@ class Owned:
     writer: Writer
     position: int | None  # the next offset to process (None: from the topic's beginning)
     committed: int | None
-    pending: Pending = field(default_factory=dict)
+    pending: Pending = field(default_factory=Pending)
     last_commit: float = 0.0  # time.monotonic()
     clock_sent: float | None = None
 
@@ -252,20 +252,20 @@ class Processor:
         if owned.position is None:
             return
         pending, clock = owned.pending, owned.tracker.clock
+        latest = pending.latest
         out = Outgoing(
-            changelog=[(status_key(*k), snapshot(*k, c.track)) for k, c in pending.items()],
-            statuses=[
-                (status_key(*k), status(*k, c.track)) for k, c in pending.items() if c.visible
-            ],
+            changelog=[(status_key(*k), snapshot(*k, c.track)) for k, c in latest.items()],
+            statuses=[(status_key(*k), status(*k, t)) for k, t in pending.passed]
+            + [(status_key(*k), status(*k, c.track)) for k, c in latest.items() if c.visible],
         )
         if clock.now is not None and clock.now != owned.clock_sent:
             out.clock = (clock_key(partition), monitor_clock(partition, clock.now))
         await owned.writer.commit(out, owned.position, json.dumps(clock.saved()))
         owned.committed, owned.clock_sent = owned.position, clock.now
-        owned.pending, owned.last_commit = {}, time.monotonic()
+        owned.pending, owned.last_commit = Pending(), time.monotonic()
         self._count_transaction("committed")
-        if pending:
-            self._changed((k, c.track) for k, c in pending.items())
+        if latest:
+            self._changed((k, c.track) for k, c in latest.items())
 
     async def _recover(self, partition: int) -> None:
         """Drop what this instance decided for the partition and take it again from what Kafka

@@ -36,8 +36,28 @@ class Change(NamedTuple):
     visible: bool
 
 
-# Changes since the last commit, one per track: the latest, visible if any of them was.
-Pending = dict[TrackKey, Change]
+class Pending:
+    """Changes since the last commit: per track the latest (visible if any of them was), and
+    every state a track passed through on the way. A learner count that changed twice needs
+    only its latest; a point that went late and then disconnected before the commit (a
+    processor catching up) must still show the desk both transitions, in order."""
+
+    def __init__(self) -> None:
+        self.latest: dict[TrackKey, Change] = {}
+        self.passed: list[tuple[TrackKey, Track]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.latest)
+
+    def put(self, change: Change) -> Change:
+        earlier = self.latest.get(change.key)
+        if earlier is not None and earlier.visible:
+            if not change.visible:
+                change = change._replace(visible=True)
+            elif earlier.track.state is not change.track.state:
+                self.passed.append((earlier.key, earlier.track))
+        self.latest[change.key] = change
+        return change
 
 
 class Tracker:
@@ -109,9 +129,4 @@ class Tracker:
     ) -> Change:
         self._tracks[key] = after
         self._wheel.schedule(key, deadline(after, liveness))
-        change = Change(key, after, is_visible_change(before, after))
-        earlier = pending.get(key)
-        if earlier is not None and earlier.visible and not change.visible:
-            change = change._replace(visible=True)
-        pending[key] = change
-        return change
+        return pending.put(Change(key, after, is_visible_change(before, after)))
