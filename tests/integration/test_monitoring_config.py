@@ -46,6 +46,8 @@ EXPORTED = frozenset(
         "channel_points",
         "reporting_open_incidents",
         "reporting_incidents_total",
+        "reporting_states_unknown",
+        "reporting_judged_age_seconds",
         # attendance
         "processor_lag_records",
         "processor_lag_seconds",
@@ -78,6 +80,7 @@ REQUIRED_ALERTS = frozenset(
         "ProvinceLosingPoints",
         "NationalConnectedShareFalling",
         "ServiceDown",
+        "StatesUnknown",
         "ConsumerLagGrowing",
         "OutboxBacklog",
         "DeadLetters",

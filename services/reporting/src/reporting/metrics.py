@@ -3,6 +3,7 @@ session, province (34), channel, state; never a point."""
 
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -42,6 +43,25 @@ class TotalsCollector(Collector):
                     channels.add_metric([code, channel, state.value], tally.states[state])
         yield from (points, registered, present, expected, provinces, province_registered, channels)
         yield from self._incidents()
+        yield from self._judgement()
+
+    def _judgement(self) -> Iterator[GaugeMetricFamily]:
+        now = datetime.now(UTC)
+        unknown = GaugeMetricFamily(
+            "reporting_states_unknown",
+            "1 while the states cannot be vouched for: the processor's clock lags (Kafka, the"
+            " ingest or the processor away)",
+        )
+        unknown.add_metric([], 1.0 if self._live.judged.unknown(now) else 0.0)
+        yield unknown
+        until = self._live.judged.until()
+        if until is not None:
+            age = GaugeMetricFamily(
+                "reporting_judged_age_seconds",
+                "How far behind now the states are judged (the processor's clock)",
+            )
+            age.add_metric([], max(0.0, (now - until).total_seconds()))
+            yield age
 
     def _incidents(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         incidents = _gauge("reporting_open_incidents", "Open incidents", "session", "kind")
