@@ -71,6 +71,7 @@ from typing import Annotated, Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import murmur2
 from fastapi import Depends, FastAPI
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -280,9 +281,11 @@ async def produce_all(
     topic: str,
     records: Sequence[tuple[bytes, bytes, int | None]],
     chunk: int = 10_000,
+    timestamps: Sequence[int] | None = None,
 ) -> float:
     """Send (key, value, partition) with acks=all and idempotence, gathering the futures of each
-    chunk instead of waiting for every record; returns the seconds it took."""
+    chunk instead of waiting for every record; returns the seconds it took. `timestamps` (ms)
+    are the records' own, where the topic keeps the producer's."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -296,8 +299,14 @@ async def produce_all(
     try:
         for start in range(0, len(records), chunk):
             futures = [
-                await producer.send(topic, value, key=key, partition=partition)
-                for key, value, partition in records[start : start + chunk]
+                await producer.send(
+                    topic,
+                    value,
+                    key=key,
+                    partition=partition,
+                    timestamp_ms=None if timestamps is None else timestamps[start + n],
+                )
+                for n, (key, value, partition) in enumerate(records[start : start + chunk])
             ]
             await asyncio.gather(*futures)
     finally:
@@ -480,17 +489,23 @@ def run_restore(args: argparse.Namespace, tmp: Path) -> list[Table]:
 # --- 2. processor ----------------------------------------------------------------------------
 
 
-def heartbeat_backlog(m: int, points: int, session: str) -> list[tuple[bytes, bytes, int | None]]:
-    """M heartbeats of `points` points, each point every 5 s, ending about now; by arrival."""
+Backlog = tuple[list[tuple[bytes, bytes, int | None]], list[int]]
+
+
+def heartbeat_backlog(m: int, points: int, session: str) -> Backlog:
+    """M heartbeats of `points` points, each point every 5 s, ending about now; by arrival;
+    and each one's receive time in ms."""
     rng = random.Random(2)
     rounds = math.ceil(m / points)
     end = datetime.now(UTC)
     start = end - timedelta(seconds=5 * rounds)
     learners = [rng.randint(15, 60) for _ in range(points)]
     out: list[tuple[bytes, bytes, int | None]] = []
+    times: list[int] = []
     for n in range(m):
         r, p = divmod(n, points)
         received = start + timedelta(seconds=5 * r + 5 * p / points)
+        times.append(int(received.timestamp() * 1000))
         if rng.random() < 0.05:
             learners[p] = max(0, learners[p] + rng.choice((-1, 1)))
         code = f"P{p + 1:06d}"
@@ -503,7 +518,23 @@ def heartbeat_backlog(m: int, points: int, session: str) -> list[tuple[bytes, by
             learners=learners[p],
         )
         out.append((point_key(code), encode(beat), None))
-    return out
+    return out, times
+
+
+async def appended_on_arrival(bootstrap: str) -> None:
+    """Make the heartbeat topic keep the producer's timestamps, so a backlog written all at
+    once reads as if the ingest had appended each heartbeat when it received it: with the
+    broker's append time, the processor would rightly refuse heartbeats that reached Kafka
+    long after their receive time (the ingest answered 503 for those)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        config = HEARTBEATS.config | {"message.timestamp.type": "CreateTime"}
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, HEARTBEATS.name, config)]
+        )
+    finally:
+        await admin.close()
 
 
 async def publish_session(bootstrap: str, session: str) -> None:
@@ -643,10 +674,11 @@ async def processor_run(
 ) -> tuple[float, float, ServiceRun]:
     await publish_session(bootstrap, "S1")
     step(f"processor: encoding {m:,} heartbeats of {points:,} points")
-    backlog = heartbeat_backlog(m, points, "S1")
+    backlog, received = heartbeat_backlog(m, points, "S1")
     step("processor: producing them")
-    await produce_all(bootstrap, HEARTBEATS.name, backlog)
-    del backlog
+    await appended_on_arrival(bootstrap)
+    await produce_all(bootstrap, HEARTBEATS.name, backlog, timestamps=received)
+    del backlog, received
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
