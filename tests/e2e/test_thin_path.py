@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.registering import until_attendance_knows_points
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course, send_heartbeat
 from tests.e2e.helpers import eventually
 
@@ -30,8 +31,12 @@ async def registered_points(
     clients: dict[str, httpx.AsyncClient], plan: CoursePlan
 ) -> list[SimulatedPoint]:
     points = await register_course(clients["registration"], plan)
+    # Attendance learns tokens from registry.points: wait until it knows every point, then until
+    # it accepts the first one's heartbeats (it knows the session too).
+    await until_attendance_knows_points(
+        clients["attendance"], [p.code for p in points], {p.code: p.token for p in points}
+    )
 
-    # Attendance learns tokens from registry.points; wait until it accepts the first point.
     async def first_beat() -> int:
         return (
             await send_heartbeat(clients["attendance"], points[0], plan.session_code)

@@ -2,10 +2,12 @@
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import httpx
+from aiokafka.partitioner import DefaultPartitioner
 
+from contracts.topics import REGISTRY_POINTS
 from devstack.course import Course
 from registration.official import as_csv
 
@@ -73,39 +75,52 @@ async def designate_gateways(
 async def until_attendance_knows(
     attendance: httpx.AsyncClient, course: Course, tokens: dict[str, str], patience: float = 60.0
 ) -> None:
-    """Wait until attendance has read the last point and the last gateway from Kafka.
+    """Wait until attendance has read every point and every gateway from Kafka."""
+    codes = [row["code"] for row in course.rows]
+    await until_attendance_knows_points(
+        attendance, codes, tokens, list(course.gateways().values()), patience
+    )
 
-    The probes name a session that does not exist: once the token is known the answer turns
-    from 401 (or 403 for a gateway not yet relaying) to a refusal of the session, and nothing is
-    published or counted as attendance.
+
+async def until_attendance_knows_points(
+    attendance: httpx.AsyncClient,
+    codes: list[str],
+    tokens: dict[str, str],
+    gateways: Sequence[str] = (),
+    patience: float = 60.0,
+) -> None:
+    """Wait until attendance has read the points `codes` (in the order they were registered)
+    and the gateways from Kafka.
+
+    `registry.points` has several partitions, each read in order: the last point registered on
+    each partition stands for the others on it. The probes name a session that does not exist:
+    once the token is known the answer turns from 401 (or 403 for a gateway not yet relaying) to
+    a refusal of the session, and nothing is published or counted as attendance.
     """
-    last_point = course.rows[-1]["code"]
-    gateways = list(course.gateways().values())
+    last_on_partition = {registry_partition(code): code for code in codes}
+    pending = [(code, tokens[code], False) for code in last_on_partition.values()]
+    pending += [(code, tokens[code], True) for code in gateways]
     deadline = time.monotonic() + patience
-    while not await _knows(attendance, last_point, tokens[last_point], gateways, tokens):
+    while pending := [p for p in pending if not await _knows(attendance, *p)]:
         if time.monotonic() > deadline:
-            raise TimeoutError("attendance did not learn the registered points in time")
+            raise TimeoutError(f"attendance did not learn {[code for code, *_ in pending]} in time")
         await asyncio.sleep(0.3)
 
 
-async def _knows(
-    attendance: httpx.AsyncClient,
-    point: str,
-    token: str,
-    gateways: list[str],
-    tokens: dict[str, str],
-) -> bool:
+def registry_partition(code: str) -> int:
+    """The partition of `registry.points` that registration's producer writes the point to."""
+    every = list(range(REGISTRY_POINTS.partitions))
+    partition: int = DefaultPartitioner()(code.encode(), every, every)
+    return partition
+
+
+async def _knows(attendance: httpx.AsyncClient, point: str, token: str, relays: bool) -> bool:
     probe = {"point_code": point, "session_code": PROBE_SESSION, "seq": 0, "learners": 0}
     probe["sent_at"] = "2026-01-01T00:00:00+00:00"
-    single = await attendance.post("/v1/heartbeats", json=probe, headers=bearer(token))
-    if single.status_code == 401:
-        return False
-    if not gateways:
-        return True
-    gateway = gateways[-1]
+    if not relays:
+        single = await attendance.post("/v1/heartbeats", json=probe, headers=bearer(token))
+        return single.status_code != 401
     batch = await attendance.post(
-        "/v1/heartbeats/batch",
-        json={"heartbeats": [probe | {"point_code": gateway}]},
-        headers=bearer(tokens[gateway]),
+        "/v1/heartbeats/batch", json={"heartbeats": [probe]}, headers=bearer(token)
     )
     return batch.status_code == 202

@@ -10,8 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.protocol.metadata import MetadataRequest
 from pydantic import Field
+from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
 
 from contracts.topics import ALL_TOPICS, Topic
 from servicekit.settings import ServiceSettings
@@ -34,7 +37,10 @@ async def ensure_topics(
     replication_factor: int = 1,
     timeout_ms: int = 30_000,
 ) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are."""
+    """Create the topics that do not exist yet; existing ones are left as they are. Returns once
+    every broker knows every partition's leader: a broker learns of a new topic from the
+    metadata log after the controller answered, and a client asking it first is told the topic
+    does not exist."""
     if replication_factor < 1:
         raise ValueError(f"replication_factor must be at least 1, not {replication_factor}")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
@@ -49,6 +55,37 @@ async def ensure_topics(
             _raise_topic_errors(response.topic_errors)
     finally:
         await admin.close()
+    await _wait_until_every_broker_knows(bootstrap, [topic.name for topic in topics], timeout_ms)
+
+
+async def _wait_until_every_broker_knows(
+    bootstrap: str, topics: list[str], timeout_ms: int
+) -> None:
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    await client.bootstrap()
+    try:
+        # Still unknown when the time is up: the last answer, not tenacity's RetryError.
+        unknown: list[str] = await AsyncRetrying(
+            retry=retry_if_result(bool),
+            stop=stop_after_delay(timeout_ms / 1000),
+            wait=wait_fixed(0.1),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else [],
+        )(_unknown_somewhere, client, topics)
+        if unknown:
+            raise ProvisionError("topics still unknown to a broker: " + "; ".join(unknown))
+    finally:
+        await client.close()
+
+
+async def _unknown_somewhere(client: AIOKafkaClient, topics: list[str]) -> list[str]:
+    """`broker n: topic` for each topic a broker has no leader for in some partition yet."""
+    unknown = []
+    for broker in client.cluster.brokers():
+        response = await client.send(broker.nodeId, MetadataRequest(topics))
+        for error_code, topic, *_, partitions in response.topics:
+            if error_code != 0 or not partitions or any(p[2] < 0 for p in partitions):
+                unknown.append(f"broker {broker.nodeId}: {topic}")
+    return unknown
 
 
 def _new_topic(topic: Topic, replication_factor: int) -> NewTopic:

@@ -261,6 +261,7 @@ async def background(_: FastAPI) -> AsyncIterator[None]:
 
     await asyncio.to_thread(SQLModel.metadata.create_all, engine)
     tasks = [
+        asyncio.create_task(tables.settle_once_loaded(live.settle, 0.1)),
         asyncio.create_task(publish_snapshots(settings.snapshot_seconds)),
         asyncio.create_task(sample_timeline(settings.timeline_seconds)),
         asyncio.create_task(watch_incidents(1.0)),
