@@ -12,10 +12,10 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -46,7 +46,11 @@ def fault_plan(name: str, **changes: object) -> CoursePlan:
 
 
 class Fleet:
-    """Registration, one ingest, reporting and processor instances, each on a fixed port."""
+    """Registration, ingest, reporting and processor instances, each on a fixed port.
+
+    Roles `processor-<n>` and `ingest-<n>` are further instances of those halves; `bootstraps`
+    gives a role its own address of Kafka (a proxy of its own), else `bootstrap` is used.
+    """
 
     def __init__(
         self,
@@ -55,10 +59,12 @@ class Fleet:
         *,
         processor_env: dict[str, str] | None = None,
         ingest_env: dict[str, str] | None = None,
+        bootstraps: Mapping[str, str] | None = None,
     ) -> None:
         self.bootstrap, self.root = bootstrap, root
         self.processor_env = processor_env or {}
         self.ingest_env = ingest_env or {}
+        self.bootstraps = dict(bootstraps or {})
         self.ports = {role: free_port() for role in ROLES}
         self.services: dict[str, ServiceProcess] = {}
         self._numbers = iter(range(1_000))
@@ -70,13 +76,15 @@ class Fleet:
         """Start (or start again) `role` on its port, with its own database and log."""
         if role.startswith("processor"):
             name, env = "attendance", self._processor_env(role)
+        elif role.startswith("ingest"):
+            name, env = ROLES["ingest"]
+            env = env | self._own_database(role) | self.ingest_env
         else:
             name, env = ROLES[role]
-            env = env | (self.ingest_env if role == "ingest" else {})
         self.ports.setdefault(role, free_port())
         service = start_in(
             name,
-            bootstrap=self.bootstrap,
+            bootstrap=self.bootstraps.get(role, self.bootstrap),
             data_dir=self.root,
             port=self.ports[role],
             extra_env=env,
@@ -87,10 +95,13 @@ class Fleet:
         return service
 
     def _processor_env(self, role: str) -> dict[str, str]:
-        return {
-            "ATTENDANCE_INGEST": "false",
-            "ATTENDANCE_DATABASE_URL": f"sqlite:///{self.root / f'{role}.db'}",
-        } | self.processor_env
+        return {"ATTENDANCE_INGEST": "false"} | self._own_database(role) | self.processor_env
+
+    def _own_database(self, role: str) -> dict[str, str]:
+        # One SQLite file per attendance process: two writers on one file would lock each other.
+        if role == "ingest":
+            return {}  # the suite's single ingest keeps the file `service_env` names
+        return {"ATTENDANCE_DATABASE_URL": f"sqlite:///{self.root / f'{role}.db'}"}
 
     def start_all(self, processors: int = 1) -> None:
         for role in (*ROLES, *(f"processor-{n}" for n in range(processors))):
@@ -194,8 +205,16 @@ async def register_at(
     return points
 
 
+class Runs(Protocol):
+    async def run(self) -> None: ...
+
+
+Running = TypeVar("Running", bound=Runs)
+
+
 @contextlib.asynccontextmanager
-async def flowing(load: Load) -> AsyncIterator[Load]:
+async def flowing(load: Running) -> AsyncIterator[Running]:
+    """`load.run()` in the background for as long as the block lasts."""
     task = asyncio.create_task(load.run())
     try:
         yield load

@@ -19,7 +19,7 @@ attendance's latest committed status per point and reporting's totals.
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,39 +65,67 @@ class Landed:
     key: bytes | None
     value: bytes | None
     appended_at: float | None  # the broker's append time, where the topic keeps it
+    timestamp: float = 0.0  # the record's own timestamp, whichever kind the topic keeps
 
 
-async def read_records(bootstrap: str, topic: Topic) -> list[Landed]:
-    """Every committed record of `topic` up to its end as of now (what a `read_committed`
-    reader, the desk among them, can ever see), partition by partition in offset order."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed"
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
+class Tail:
+    """A `read_committed` reader of one topic from its beginning: each `read()` hands out only
+    the records committed since the previous one, up to the end as of the call (what a
+    reader, the desk among them, can ever see), in offset order within each partition. A long
+    run reads each record once instead of the whole topic at every look. Its consumer stays
+    open from `async with` to its end; entered again, it carries on where it stopped."""
+
+    def __init__(self, bootstrap: str, topic: Topic) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self._partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        self._positions: dict[TopicPartition, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> "Tail":
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, isolation_level="read_committed"
+        )
+        await consumer.start()
+        consumer.assign(self._partitions)
+        await consumer.seek_to_beginning(*self._partitions)
+        for tp, position in self._positions.items():
+            consumer.seek(tp, position)
+        self._consumer = consumer
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def read(self) -> list[Landed]:
+        consumer = self._consumer
+        assert consumer is not None, "read() outside `async with`"
+        ends = await consumer.end_offsets(self._partitions)
         found: list[Landed] = []
-        remaining = {tp for tp in partitions if ends[tp] > 0}
+        remaining = {tp for tp in self._partitions if await consumer.position(tp) < ends[tp]}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
             for tp, records in batches.items():
-                found += [
-                    Landed(
-                        tp.partition,
-                        r.offset,
-                        r.key,
-                        r.value,
-                        r.timestamp / 1000 if r.timestamp_type == LOG_APPEND_TIME else None,
-                    )
-                    for r in records
-                ]
+                found += [_landed(tp.partition, r) for r in records]
             remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
-        return sorted(found, key=lambda r: (r.partition, r.offset))
-    finally:
-        await consumer.stop()
+        for tp in self._partitions:
+            self._positions[tp] = await consumer.position(tp)
+        return found
+
+
+def _landed(partition: int, record: Any) -> Landed:
+    stamped = record.timestamp / 1000
+    appended = stamped if record.timestamp_type == LOG_APPEND_TIME else None
+    return Landed(partition, record.offset, record.key, record.value, appended, stamped)
+
+
+async def read_records(bootstrap: str, topic: Topic) -> list[Landed]:
+    """Every committed record of `topic` up to its end as of now, partition by partition in
+    offset order."""
+    async with Tail(bootstrap, topic) as tail:
+        found = await tail.read()
+    return sorted(found, key=lambda r: (r.partition, r.offset))
 
 
 async def read_topic(bootstrap: str, topic: Topic) -> list[tuple[bytes | None, bytes | None]]:
@@ -259,6 +287,71 @@ async def session_heartbeats(
     return found
 
 
+class Recomputation:
+    """The truth of one session, built as the raw heartbeat records are fed to it (in offset
+    order within each partition; partitions may interleave) and asked for at any time."""
+
+    def __init__(
+        self,
+        session: SessionSchedule,
+        points: dict[str, Registered],
+        allowances: Allowances = Allowances(),
+    ) -> None:
+        self.session, self.points, self.allowances = session, points, allowances
+        self._partitions: dict[int, _PartitionTruth] = {}
+        # (point, seq) of every heartbeat of the session on the topic, and how many records.
+        self.on_topic: set[tuple[str, int]] = set()
+        self.records = 0
+
+    def feed(self, records: Iterable[Landed]) -> None:
+        for record in records:
+            self._feed(record)
+
+    def _feed(self, record: Landed) -> None:
+        moment, beat = _moment_of(record, self.allowances)
+        if moment is None:
+            return
+        partition = self._partitions.setdefault(record.partition, _PartitionTruth())
+        outage_after = self.allowances.outage_after
+        evidence = partition.evidence
+        if evidence is not None and moment - evidence > outage_after:
+            for truth in partition.heard.values():
+                truth.outage(evidence, moment - evidence - outage_after)
+        partition.evidence = moment if evidence is None else max(evidence, moment)
+        if beat is None:
+            proved = partition.proved
+            partition.proved = moment if proved is None else max(proved, moment)
+        elif beat.session_code == self.session.code:
+            self.records += 1
+            self.on_topic.add((beat.point_code, beat.seq))
+            truth = partition.heard.setdefault(beat.point_code, Truth())
+            truth.hear(beat, self.session.late_after_s, self.session.disconnected_after_s)
+
+    def oracle(self, now: float | None = None) -> Oracle:
+        """The truth as of `now` (server time; by default, as far as each partition's
+        watermarks prove the ingest was accepting). What was fed is left as it is: silence up
+        to a moment is judged on copies, so feeding can go on."""
+        late, gone = self.session.late_after_s, self.session.disconnected_after_s
+        truths: dict[str, Truth] = {}
+        for _, partition in sorted(self._partitions.items()):
+            proved = partition.proved if partition.proved is not None else time.time()
+            until = now if now is not None else proved
+            for code, fed in partition.heard.items():
+                truth = replace(fed)
+                truth.silence(until, late, gone)
+                truths[code] = truth
+        return Oracle(self.session, self.points, truths, self.on_topic, self.records)
+
+
+@dataclass
+class _PartitionTruth:
+    """What one heartbeat partition told so far."""
+
+    heard: dict[str, Truth] = field(default_factory=dict)
+    evidence: float | None = None  # the latest moment the ingest was proved accepting
+    proved: float | None = None  # the newest watermark
+
+
 async def recompute(
     bootstrap: str,
     session_code: str,
@@ -268,36 +361,9 @@ async def recompute(
     """The truth as of `now` (server time; by default, as far as each partition's watermarks
     prove the ingest was accepting) from the raw records of the session."""
     session, points = await enrolled(bootstrap, session_code)
-    late, gone = session.late_after_s, session.disconnected_after_s
-    truths: dict[str, Truth] = {}
-    oracle = Oracle(session, points, truths)
-    by_partition: dict[int, list[Landed]] = {}
-    for record in await read_records(bootstrap, HEARTBEATS):
-        by_partition.setdefault(record.partition, []).append(record)
-    for records in by_partition.values():
-        heard: dict[str, Truth] = {}
-        evidence: float | None = None
-        proved: float | None = None
-        for record in records:
-            moment, beat = _moment_of(record, allowances)
-            if moment is None:
-                continue
-            if evidence is not None and moment - evidence > allowances.outage_after:
-                for truth in heard.values():
-                    truth.outage(evidence, moment - evidence - allowances.outage_after)
-            evidence = moment if evidence is None else max(evidence, moment)
-            if beat is None:
-                proved = moment if proved is None else max(proved, moment)
-            elif beat.session_code == session_code:
-                oracle.records += 1
-                oracle.on_topic.add((beat.point_code, beat.seq))
-                truth = heard.setdefault(beat.point_code, Truth())
-                truth.hear(beat, late, gone)
-        until = now if now is not None else (proved if proved is not None else time.time())
-        for truth in heard.values():
-            truth.silence(until, late, gone)
-        truths.update(heard)
-    return oracle
+    recomputation = Recomputation(session, points, allowances)
+    recomputation.feed(await read_records(bootstrap, HEARTBEATS))
+    return recomputation.oracle(now)
 
 
 def _moment_of(record: Landed, allowances: Allowances) -> tuple[float | None, Heartbeat | None]:
@@ -390,6 +456,14 @@ async def compare(
     statuses = await latest_statuses(bootstrap, session_code)
     response = await reporting.get(f"/v1/sessions/{session_code}/totals")
     served = served_totals(response.json()) if response.status_code == 200 else {}
+    return comparison_of(oracle, statuses, served)
+
+
+def comparison_of(
+    oracle: Oracle, statuses: dict[str, PointStatus], served: dict[str, Any]
+) -> Comparison:
+    """The oracle against attendance's latest statuses and reporting's totals (as
+    `served_totals` reduces them)."""
     truth = oracle.totals()
     totals_differences = {
         key: (truth[key], served.get(key)) for key in truth if truth[key] != served.get(key)
