@@ -12,9 +12,11 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import CollectorRegistry
 
 from attendance.domain import Liveness, Track
 from attendance.encoding import heartbeat_record, restored, watermark_record
+from attendance.metrics import ProcessorMetrics
 from attendance.partitions import Fenced, Outgoing
 from attendance.processor import LOG_APPEND_TIME, Processor, Timing
 from attendance.quality import QualityRules
@@ -128,6 +130,9 @@ class FakeConsumer:
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: len(self.log[tp.partition]) for tp in tps}
 
+    def highwater(self, tp: TopicPartition) -> int:
+        return len(self.log[tp.partition])
+
 
 class NoDeadLetters:
     async def park(self, record: Record, error: Exception) -> None:
@@ -163,7 +168,9 @@ class Log:
             at += every
 
 
-def processor(kafka: FakeKafka) -> tuple[Processor, FakePartitions]:
+def processor(
+    kafka: FakeKafka, metrics: ProcessorMetrics | None = None
+) -> tuple[Processor, FakePartitions]:
     partitions = FakePartitions(kafka)
     made = Processor(
         partitions=partitions,
@@ -173,6 +180,7 @@ def processor(kafka: FakeKafka) -> tuple[Processor, FakePartitions]:
         rules=QualityRules(),
         timing=Timing(commit_seconds=0.0, idle_commit_seconds=0.0),
         group="g",
+        metrics=metrics,
     )
     return made, partitions
 
@@ -290,3 +298,23 @@ async def test_a_stop_drains_the_partitions_and_commits_them(log: Log) -> None:
     await made.run(consumer, max_records=10_000)
     assert kafka.held(0).offset == len(log.records)
     assert made.owned() == {}
+
+
+async def test_the_lag_counts_the_records_the_partitions_hold_beyond_what_was_processed(
+    log: Log,
+) -> None:
+    registry = CollectorRegistry()
+    made, _ = processor(FakeKafka(), ProcessorMetrics(registry, lambda: ()))
+    consumer = FakeConsumer({0: log.records})
+    await take(made, consumer)
+    await made._round(consumer, max_records=10_000)
+    assert registry.get_sample_value("processor_lag_records") == 0
+    log.beat("A", 3, START + 4.1)
+    log.marks(START + 4.25, START + 5.0)  # written after that fetch: 5 records not processed
+    consumer.getmany = fetch_nothing  # type: ignore[method-assign]
+    await made._round(consumer, max_records=10_000)
+    assert registry.get_sample_value("processor_lag_records") == 5
+
+
+async def fetch_nothing(timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Record]]:
+    return {}

@@ -30,7 +30,7 @@ class ProcessorMetrics:
         )
         self.lag_records = Gauge(
             "processor_lag_records",
-            "Heartbeat records fetched by Kafka but not processed yet",
+            "Heartbeat records on the owned partitions not processed yet (as of the last fetch)",
             registry=registry,
         )
         self.restore_seconds = Histogram(

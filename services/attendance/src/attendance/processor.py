@@ -163,6 +163,7 @@ class Processor:
             for tp, records in batches.items():
                 await self.apply(tp.partition, records)
             await self.commit_due()
+            self._observe_lag(consumer)
 
     def _held(self) -> set[TopicPartition]:
         return {TopicPartition(HEARTBEATS.name, p) for p in self._owned}
@@ -381,6 +382,16 @@ class Processor:
         if self._metrics is not None:
             for flag in flags:
                 self._metrics.flags.labels(flag).inc()
+
+    def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
+        if self._metrics is None:
+            return
+        lag = 0
+        for partition, owned in self._owned.items():
+            end = consumer.highwater(TopicPartition(HEARTBEATS.name, partition))
+            if end is not None:
+                lag += max(0, end - (owned.position or 0))
+        self._metrics.lag_records.set(lag)
 
     def _observe(self, count: int, newest: float) -> None:
         if self._metrics is None or count == 0:
