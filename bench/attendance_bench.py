@@ -111,12 +111,8 @@ from contracts.topics import (
     session_key,
     status_key,
 )
-from devstack.services import (
-    ServiceProcess,
-    free_port,
-    running_services,
-    start_service,
-)
+from devstack.ports import free_port
+from devstack.services import ServiceProcess, running_services, start_service
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course
 from servicekit.kafka import DeadLetters, make_broker
 from servicekit.provision import ensure_topics

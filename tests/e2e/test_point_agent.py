@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.services import ServiceProcess, free_port
+from devstack.ports import free_port
+from devstack.services import ServiceProcess
 from devstack.simulate import DEV_OPERATOR_TOKEN, CoursePlan, SimulatedPoint, send_heartbeat
 from point_agent.agent import Attempt, Console, Settings, run
 from point_agent.decisions import Accepted, ExitCode, LinkDown, Throttled, Unavailable

@@ -20,7 +20,8 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from devstack.kafka import Broker, default_cache_dir
-from devstack.services import ServiceProcess, free_port, start_in, wait_healthy
+from devstack.ports import free_port
+from devstack.services import ServiceProcess, start_in, wait_healthy
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course, send_heartbeat
 from servicekit.provision import ensure_topics
 from tests.e2e.helpers import eventually

@@ -44,7 +44,8 @@ import httpx
 from contracts.codec import ContractError, decode
 from contracts.events import PointStatus
 from contracts.topics import HEARTBEATS, POINT_STATUS
-from devstack.kafka import Broker, default_cache_dir, free_ports
+from devstack.kafka import Broker, default_cache_dir
+from devstack.ports import free_ports
 from devstack.registering import PROBE_SESSION, bearer
 from devstack.services import ServiceError, wait_healthy
 from devstack.simulate import (

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,6 +33,8 @@ from types import TracebackType
 from typing import IO, Any, Literal
 
 import httpx
+
+from devstack.ports import free_port
 
 SERVER = Path(__file__).resolve().parents[2] / ".cache" / "bin" / "toxiproxy-server"
 Stream = Literal["upstream", "downstream"]
@@ -111,7 +112,7 @@ class Toxiproxy:
             # The free port is only free when probed: another process can take it before the
             # server binds it, and then the server exits at once, so that case is retried.
             for _ in range(_START_ATTEMPTS):
-                if self._launch(_free_port()):
+                if self._launch(free_port()):
                     return self
             raise ToxiproxyError(
                 f"toxiproxy-server exited {_START_ATTEMPTS} times before serving; its log:\n"
@@ -397,12 +398,6 @@ def _toxic(fields: dict[str, Any]) -> Toxic:
         toxicity=float(fields["toxicity"]),
         attributes=dict(fields["attributes"]),
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:

@@ -19,7 +19,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from contracts.topics import ALL_TOPICS, HEARTBEATS, Topic
-from devstack.kafka import Broker, Cluster, PartitionState, default_cache_dir, free_ports
+from devstack.kafka import Broker, Cluster, PartitionState, default_cache_dir
+from devstack.ports import free_ports
 from servicekit.provision import ensure_topics
 
 pytestmark = pytest.mark.integration

@@ -30,6 +30,8 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import for_code
 
+from devstack.ports import free_ports
+
 KAFKA_DIR = Path(__file__).resolve().parents[2] / "kafka"
 POM = KAFKA_DIR / "pom.xml"
 LOG4J2_CONFIG = KAFKA_DIR / "log4j2.properties"
@@ -605,15 +607,6 @@ def _refuse_if_running(data_dir: Path) -> None:
             f"a broker started from {data_dir} is still running (pid {previous.pid}, "
             f"{previous.bootstrap})"
         )
-
-
-def free_ports(count: int) -> list[int]:
-    # All sockets stay bound until every port is picked, so the ports differ.
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 def _server_properties(node: _Node, log_dir: Path) -> str:

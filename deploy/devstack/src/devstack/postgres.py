@@ -11,7 +11,6 @@ import pwd
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from types import TracebackType
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
+
+from devstack.ports import free_port
 
 INSTALL_ROOT = Path("/usr/lib/postgresql")
 SERVER_USER = "postgres"
@@ -54,7 +55,7 @@ class TempPostgres:
         _hand_to_server_user(data_dir)
         if not (data_dir / "PG_VERSION").is_file():
             _initdb(bin_dir, data_dir)
-        server = cls(data_dir, _free_port(), bin_dir)
+        server = cls(data_dir, free_port(), bin_dir)
         try:
             server._pg_ctl_start(ready_timeout)
         except BaseException:
@@ -224,13 +225,6 @@ def _initdb(bin_dir: Path, data_dir: Path) -> None:
         + _tail(result.stdout)
         + hint
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:

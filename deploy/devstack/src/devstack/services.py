@@ -3,7 +3,6 @@
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from devstack.ports import free_port
 
 PR_SET_PDEATHSIG = 1
 SERVICES = ("registration", "attendance", "reporting")
@@ -48,12 +49,6 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_service(name: str, *, port: int, env: Mapping[str, str], log_dir: Path) -> ServiceProcess:

@@ -1,0 +1,33 @@
+"""The ports devstack hands out are free, distinct and never ones the kernel gives to an
+outgoing connection (`devstack.ports`)."""
+
+import random
+import socket
+
+import pytest
+
+from devstack import ports
+from devstack.ports import _ephemeral_range, free_port, free_ports
+
+
+def test_ports_are_distinct_free_and_outside_the_ephemeral_range() -> None:
+    low, high = _ephemeral_range()
+    ports = free_ports(50) + [free_port() for _ in range(10)]
+    assert len(set(ports)) == len(ports)
+    assert not [port for port in ports if low <= port <= high]
+    for port in ports:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", port))
+
+
+def test_a_port_taken_or_already_handed_out_is_drawn_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    given, (listened, fresh) = free_port(), free_ports(2)
+    ports._given -= {listened, fresh}  # as if never handed out: only `given` was
+    draws = iter([given, listened, fresh])
+    monkeypatch.setattr(random, "choice", lambda _: next(draws))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", listened))
+        taken.listen()
+        assert free_ports(1) == [fresh]
