@@ -93,9 +93,8 @@ async def until_attendance_knows_points(
     and the gateways from Kafka.
 
     `registry.points` has several partitions, each read in order: the last point registered on
-    each partition stands for the others on it. The probes name a session that does not exist:
-    once the token is known the answer turns from 401 (or 403 for a gateway not yet relaying) to
-    a refusal of the session, and nothing is published or counted as attendance.
+    each partition stands for the others on it. The probes go to the batch route and name a
+    session that does not exist: nothing is published, counted as attendance or rate-limited.
     """
     last_on_partition = {registry_partition(code): code for code in codes}
     pending = [(code, tokens[code], False) for code in last_on_partition.values()]
@@ -115,12 +114,12 @@ def registry_partition(code: str) -> int:
 
 
 async def _knows(attendance: httpx.AsyncClient, point: str, token: str, relays: bool) -> bool:
+    # The batch route, so that no probe spends a rate-limit token: a point's token is refused
+    # there with 403 (not a gateway) once known, 401 before; a gateway's is answered 202 once
+    # it is known to relay, the probe itself refused in the answer.
     probe = {"point_code": point, "session_code": PROBE_SESSION, "seq": 0, "learners": 0}
     probe["sent_at"] = "2026-01-01T00:00:00+00:00"
-    if not relays:
-        single = await attendance.post("/v1/heartbeats", json=probe, headers=bearer(token))
-        return single.status_code != 401
     batch = await attendance.post(
         "/v1/heartbeats/batch", json={"heartbeats": [probe]}, headers=bearer(token)
     )
-    return batch.status_code == 202
+    return batch.status_code == 202 if relays else batch.status_code != 401
