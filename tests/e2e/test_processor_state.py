@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -150,7 +151,7 @@ async def test_kill_9_then_restore_from_the_changelog(broker: Broker, cluster: C
         os.kill(first.process.pid, signal.SIGKILL)
         first.process.wait()
         await asyncio.sleep(PLAN.disconnected_after_s + 2)  # longer than any timeout
-        await asyncio.to_thread(cluster.start_processor)
+        second = await asyncio.to_thread(cluster.start_processor)
         # The new instance restores, catches up, and carries on: a learner change shows it.
         for point in steady:
             point.learners = 21
@@ -172,6 +173,9 @@ async def test_kill_9_then_restore_from_the_changelog(broker: Broker, cluster: C
         PointState.DISCONNECTED,
     ]
     assert seen[quitter.code] == before_kill
+    # It says what it restored, in the services' one format.
+    restore_line = r"^\S+ \S+ INFO attendance\.processor: took partitions \[.*\] \(\d+ tracks\)"
+    assert re.search(restore_line, second.log_path.read_text(), re.MULTILINE), second.log_tail()
 
 
 async def test_instances_joining_and_leaving_never_flap_a_point(

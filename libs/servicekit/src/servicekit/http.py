@@ -16,6 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from servicekit.headers import SecurityHeaders
 from servicekit.healing import ProducerHealer
 from servicekit.limits import BodySizeLimit
+from servicekit.logs import configure_logging
+from servicekit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 10.0
@@ -51,6 +53,7 @@ def service_app(
     `ready` keeps `/healthz` at 503 until the service has what it needs to answer (its tables).
     """
 
+    configure_logging(ServiceSettings())
     healer = ProducerHealer(broker, registry)
 
     @asynccontextmanager

@@ -22,6 +22,10 @@ class ServiceSettings(BaseSettings):
     environment: Literal["development", "production"] = Field(
         "development", validation_alias="ENVIRONMENT"
     )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias="LOG_LEVEL"
+    )
+    log_format: Literal["plain", "json"] = Field("plain", validation_alias="LOG_FORMAT")
 
     @property
     def production(self) -> bool:
