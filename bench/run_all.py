@@ -30,10 +30,16 @@ REPO = BENCH.parent
 DEFAULT_OUT = REPO / "docs" / "benchmarks.md"
 
 
-class Result(TypedDict):
+class Replaced(TypedDict):
+    figures: list[dict[str, Any]]
+    at: str
+
+
+class Result(TypedDict, total=False):
     figures: list[dict[str, Any]]
     output: str
     at: str
+    replaced: Replaced  # the run of the same command before this one, for its figures
 
 
 @dataclass(frozen=True)
@@ -118,15 +124,27 @@ def main(
             print(f"\n### {'/'.join(bench.ids)}: {shown}", flush=True)
             output = _run(command, figures_file)
             lines = figures_file.read_text().splitlines() if figures_file.exists() else []
-            results[shown] = {
+            result: Result = {
                 "figures": [json.loads(line) for line in lines],
                 "output": output,
-                "at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()[0]:.1f}",
+                "at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()[0]:.1f}, "
+                f"commit {_commit()}",
             }
+            if shown in results:
+                before = results[shown]
+                result["replaced"] = {"figures": before["figures"], "at": before["at"]}
+            results[shown] = result
             store.write_text(json.dumps(results, ensure_ascii=False, indent=1))
     wall = time.monotonic() - began
     out.write_text(_document(results, quick=quick, wall=wall, load=busy))
     print(f"\nwrote {out} ({wall / 60:.0f} min)")
+
+
+def _commit() -> str:
+    described = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True
+    )
+    return described.stdout.strip() or "unknown"
 
 
 def _run(command: list[str], figures_file: Path) -> str:
@@ -153,19 +171,20 @@ def _document(results: dict[str, "Result"], *, quick: bool, wall: float, load: f
     # Each row says when it was measured: `--only` replaces some rows and keeps the others.
     figures = sorted(
         (
-            (Figure(**figure), result["at"].split(",")[0])
+            (Figure(**figure), result["at"].split(",")[0], _replaced(result, figure))
             for result in results.values()
             for figure in result["figures"]
         ),
-        key=lambda pair: pair[0].id,
+        key=lambda row: row[0].id,
     )
     rows = "\n".join(
         f"| {f.id} | {f.what} | {f.value} | {f.spread} | {f.baseline} | {f.ratio} | {f.target}"
-        f" | {verdict[f.met]} | {at} |"
-        for f, at in figures
+        f" | {verdict[f.met]} | {at} | {replaced} |"
+        for f, at, replaced in figures
     )
     sections = "\n\n".join(
-        f"### `{command}`\n\n{result['at']}\n\n```text\n{result['output'].strip()}\n```"
+        f"### `{command}`\n\n{result['at']}{_replaces(result)}\n\n"
+        f"```text\n{result['output'].strip()}\n```"
         for command, result in results.items()
     )
     kind = "`--quick`: small sizes, one run; a check, not a result" if quick else "full sizes"
@@ -182,14 +201,30 @@ broker. Nothing here is asserted by the tests.
 
 ## Figures
 
-| # | what | ours (median) | spread | baseline | ratio | target | | measured |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| # | what | ours (median) | spread | baseline | ratio | target | | measured | replaces |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {rows}
 
 ## What each benchmark printed
 
 {sections}
 """
+
+
+def _replaced(result: Result, figure: dict[str, Any]) -> str:
+    """The same figure in the run this one replaced (same command, same id and wording)."""
+    before = result.get("replaced")
+    if before is None:
+        return ""
+    for old in before["figures"]:
+        if (old["id"], old["what"]) == (figure["id"], figure["what"]):
+            return f"{old['value']} ({old['ratio']}), {before['at'].split(',')[0]}"
+    return ""
+
+
+def _replaces(result: Result) -> str:
+    before = result.get("replaced")
+    return f"; replaces the run of {before['at']}" if before else ""
 
 
 def _machine(load: float) -> str:
