@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, SQLModel, create_engine
 
 from attendance.domain import Track
@@ -129,7 +130,7 @@ class RecordWriter:
             try:
                 await asyncio.to_thread(SQLModel.metadata.create_all, self._engine)
                 break
-            except Exception as error:
+            except SQLAlchemyError as error:
                 log.warning("attendance database unavailable (%s); retrying", error)
                 await asyncio.sleep(every)
         while True:
@@ -146,7 +147,7 @@ class RecordWriter:
             await asyncio.to_thread(
                 upsert, self._engine, [record_of(k, t, moment, now) for k, t in batch.items()]
             )
-        except Exception as error:
+        except SQLAlchemyError as error:
             log.warning("attendance records not written (%s); retrying", error)
             self._dirty = batch | self._dirty  # newer changes win
             return 0

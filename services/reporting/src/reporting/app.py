@@ -17,6 +17,7 @@ from faststream.kafka.message import FAKE_CONSUMER
 from faststream.kafka.message import KafkaMessage as BatchMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
 
 from contracts.codec import ContractError, decode, encode
 from contracts.events import MonitorClock, PointState, SessionSchedule, Totals
@@ -156,8 +157,9 @@ def _restore_peaks(session_code: str) -> None:
         return
     try:
         connected, learners = peaks_of(engine, session_code)
-    except Exception:
-        return  # no timeline table yet
+    except SQLAlchemyError as error:  # no timeline table yet, or the database away
+        log.info("peaks of %s not restored from the timeline (%s)", session_code, error)
+        return
     view.peak_connected.value = max(view.peak_connected.value, connected)
     view.peak_learners.value = max(view.peak_learners.value, learners)
 
