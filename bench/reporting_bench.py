@@ -942,7 +942,7 @@ async def watch_stream(reporting_url: str, seen: StreamSeen) -> None:
 
 async def poll_rest(reporting: httpx.AsyncClient, value: int, patience: float) -> float | None:
     """When `GET /v1/sessions/{s}/breakdown/level` first shows the probe's `value` (polled every
-    20 ms): freshness as DESIGN §2 defines it, without the stream's coalescing."""
+    20 ms): freshness as docs/architecture.md defines it, without the stream's coalescing."""
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         response = await reporting.get(f"/v1/sessions/{SESSION}/breakdown/level")

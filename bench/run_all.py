@@ -1,4 +1,4 @@
-"""Every benchmark of issue 7 (B1-B8), one after the other, written to docs/benchmarks.md.
+"""Every benchmark (B1-B8), one after the other, written to docs/benchmarks.md.
 
     uv run python bench/run_all.py                 # full sizes, 3 runs each (about an hour)
     uv run python bench/run_all.py --quick         # small sizes, 1 run: checks the harness

@@ -36,7 +36,8 @@ COUNTED = (
 async def oracle(
     kafka: Broker, registration: httpx.AsyncClient, session: str, course: str
 ) -> dict[str, Any]:
-    """DESIGN §5 recomputed from the registry and the raw status records on the topic."""
+    """The totals (docs/architecture.md) recomputed from the registry and the raw status
+    records on the topic."""
     auth = {"Authorization": f"Bearer {DEV_OPERATOR_TOKEN}"}
     page = (
         await registration.get("/v1/points", params={"course": course, "limit": 1000}, headers=auth)

@@ -1,4 +1,4 @@
-"""Item 10 of issue 8: nobody speaks for a point that is not theirs, and nobody floods.
+"""Nobody speaks for a point that is not theirs, and nobody floods.
 
 Refusals are counted by reason in tests/e2e/test_ingest.py; here every refusal is also checked
 to have published nothing (end offsets of the heartbeat and registry topics), and the tokens

@@ -1,4 +1,4 @@
-"""Issue 8, item 1: kill -9 of every service at random moments while heartbeats flow and the
+"""Kill -9 of every service at random moments while heartbeats flow and the
 registry changes; afterwards totals and statuses equal the oracle and no 202 is missing."""
 
 import asyncio

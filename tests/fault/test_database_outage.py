@@ -1,4 +1,4 @@
-"""Issue 8, item 5: attendance's database (PostgreSQL) unavailable for 20 s while heartbeats
+"""Attendance's database (PostgreSQL) unavailable for 20 s while heartbeats
 flow, with the processor killed (kill -9) in the middle of the outage. Offsets go on being
 committed meanwhile, and that is safe: records are derived from the tracks, which the changelog
 keeps, and a restored partition writes all its records again. Once the database is back the

@@ -1,4 +1,4 @@
-"""Issue 8, item 9: malformed, truncated, oversized and wrong-version records published straight
+"""Malformed, truncated, oversized and wrong-version records published straight
 to every consumed topic. Each lands on the topic's dead-letter topic with the reason in its
 headers, and the next good record (a new course, a heartbeat) reaches the totals promptly."""
 

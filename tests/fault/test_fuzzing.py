@@ -1,4 +1,4 @@
-"""Item 8 of issue 8: every HTTP API fuzzed from its own OpenAPI document (schemathesis), against
+"""Every HTTP API fuzzed from its own OpenAPI document (schemathesis), against
 the services running as processes on the real broker.
 
 Each answer must be no 5xx, a status the document lists, in the content type and shape it

@@ -1,4 +1,4 @@
-"""Issue 8, item 4: a processor frozen (SIGSTOP) past the group's session timeout, then thawed.
+"""A processor frozen (SIGSTOP) past the group's session timeout, then thawed.
 Its partitions move to the other instance meanwhile; once thawed it rejoins the group without
 a loop of failed commits, its stale view publishes nothing false, and lag returns to zero."""
 

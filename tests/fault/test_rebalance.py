@@ -1,4 +1,4 @@
-"""Issue 8, item 3: processor instances join and leave the group every few seconds while
+"""Processor instances join and leave the group every few seconds while
 heartbeats flow. No partition stalls, no point that kept beating is ever shown late or
 disconnected, and the state equals the oracle."""
 

@@ -1,4 +1,4 @@
-"""Issue 8, item 7: duplicated, reordered and replayed heartbeats, and point clocks ten minutes
+"""Duplicated, reordered and replayed heartbeats, and point clocks ten minutes
 off, change no total: a heartbeat's sequence number decides, the server's clock judges."""
 
 import uuid

@@ -1,4 +1,4 @@
-"""The "Also" of issue 8: tokens kept only as hashes, no secret in a log, a size limit on every
+"""Tokens kept only as hashes, no secret in a log, a size limit on every
 route with a body, security headers on the dashboard, and production refusing default secrets.
 
 Constant-time comparison is a property of the code, not of a run: every presented secret is

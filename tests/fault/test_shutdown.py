@@ -1,4 +1,4 @@
-"""Issue 8, item 6: SIGTERM to every service while heartbeats flow. Each drains, commits and
+"""SIGTERM to every service while heartbeats flow. Each drains, commits and
 exits within seconds (the processor leaves no heartbeat uncommitted behind it); started again,
 the system has lost nothing and equals the oracle."""
 

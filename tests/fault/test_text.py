@@ -1,4 +1,4 @@
-"""Item 11 of issue 8: hostile and awkward text, from the operator's API through Kafka to
+"""Hostile and awkward text, from the operator's API through Kafka to
 reporting's reports: stored faithfully, exported safely, never executed.
 
 What each text field does with what (registration's `Line` fields: names, host, titles):

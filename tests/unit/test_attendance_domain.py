@@ -1,4 +1,4 @@
-"""The connection state machine of DESIGN §4, against a reference read from the design."""
+"""The connection state machine, against a reference read from docs/architecture.md."""
 
 from dataclasses import dataclass, field
 
@@ -98,7 +98,8 @@ events = st.lists(
 
 @dataclass
 class Reference:
-    """DESIGN §4 read literally, from the accepted heartbeats alone."""
+    """The connection states of docs/architecture.md read literally, from the accepted
+    heartbeats alone."""
 
     accepted: list[Beat] = field(default_factory=list)
     present_seconds: float = 0.0

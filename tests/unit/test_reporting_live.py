@@ -68,7 +68,7 @@ records = st.lists(
 
 
 def recomputed(live: LiveTotals, session_code: str) -> dict[str, int]:
-    """The totals of DESIGN §5 from scratch, from the latest records the fold has seen."""
+    """The totals (docs/architecture.md) from scratch, from the latest records the fold has seen."""
     session = live.registry.sessions[session_code]
     counts = {state.value: 0 for state in PointState} | {
         "registered": 0,

@@ -1,8 +1,8 @@
-"""The Kafka topics of the system (DESIGN §6) and the key each one uses.
+"""The Kafka topics of the system (docs/architecture.md, "Topics") and the key each one uses.
 
 `attendance.point-status` is keyed by session *and* point: a point's state belongs to a session
-(DESIGN §4), and keying by point alone would let compaction erase one session's final states as
-soon as the same point joins the next session.
+(docs/architecture.md), and keying by point alone would let compaction erase one session's
+final states as soon as the same point joins the next session.
 """
 
 from dataclasses import dataclass, field

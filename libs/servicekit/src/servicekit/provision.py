@@ -1,8 +1,8 @@
 """Creating the project's topics explicitly, with their partition counts and cleanup policies.
 
-`python -m servicekit.provision` creates every topic of DESIGN §6 on `KAFKA_BOOTSTRAP_SERVERS`,
-with `KAFKA_REPLICATION_FACTOR` copies of each partition (default 1); deployments run it once
-before the services start, so nothing relies on auto-creation.
+`python -m servicekit.provision` creates every topic of docs/architecture.md on
+`KAFKA_BOOTSTRAP_SERVERS`, with `KAFKA_REPLICATION_FACTOR` copies of each partition (default 1);
+deployments run it once before the services start, so nothing relies on auto-creation.
 """
 
 import asyncio

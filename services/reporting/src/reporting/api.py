@@ -26,7 +26,7 @@ from reporting.timeline import TimelineSample, samples_of
 SILENT = (PointState.DISCONNECTED, PointState.LATE)
 # SSE messages are coalesced to at most two a second. Totals change all the time during a
 # session, so a change waits for the next free slot: with one a second that wait alone is up
-# to 1 s, and freshness (DESIGN §2: p99 under 1 s) could not be met on the stream.
+# to 1 s, and freshness (p99 under 1 s, B3 in docs/benchmarks.md) could not be met on the stream.
 STREAM_EVERY_SECONDS = 0.5
 STREAM_POLL_SECONDS = 0.05
 

@@ -1,4 +1,4 @@
-"""Live totals of every session (DESIGN §5), kept current as records arrive.
+"""Live totals of every session (docs/architecture.md), kept current as records arrive.
 
 What a (session, point) adds to its session's tallies is a pure function of the session, the
 point's registration and its latest status. When a record replaces one of those, the old
