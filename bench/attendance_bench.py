@@ -72,7 +72,6 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.partitioner import murmur2
 from fastapi import Depends, FastAPI
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from harness import (
@@ -114,7 +113,7 @@ from contracts.topics import (
 from devstack.ports import free_port
 from devstack.services import ServiceProcess, running_services, start_service
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course
-from servicekit.kafka import DeadLetters, make_broker
+from servicekit.kafka import DEFAULT_PARTITIONER, DeadLetters, make_broker
 from servicekit.provision import ensure_topics
 
 BENCHES = ("restore", "processor", "detection", "ingest")
@@ -125,7 +124,8 @@ ROUNDTRIP = Topic("bench.roundtrip", 1, key="sample number")
 
 def partition_of(point_code: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives the point's key (murmur2)."""
-    return int(murmur2(point_key(point_code)) & 0x7FFFFFFF) % partitions
+    every = list(range(partitions))
+    return int(DEFAULT_PARTITIONER(point_key(point_code), every, every))
 
 
 class Spy:

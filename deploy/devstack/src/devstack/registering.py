@@ -5,11 +5,11 @@ import time
 from collections.abc import Callable, Sequence
 
 import httpx
-from aiokafka.partitioner import DefaultPartitioner
 
 from contracts.topics import REGISTRY_POINTS
 from devstack.course import Course
 from registration.official import as_csv
+from servicekit.kafka import DEFAULT_PARTITIONER
 
 IMPORT_CHUNK = 1000
 PROBE_SESSION = "NO-SUCH-SESSION"
@@ -109,7 +109,7 @@ async def until_attendance_knows_points(
 def registry_partition(code: str) -> int:
     """The partition of `registry.points` that registration's producer writes the point to."""
     every = list(range(REGISTRY_POINTS.partitions))
-    partition: int = DefaultPartitioner()(code.encode(), every, every)
+    partition: int = DEFAULT_PARTITIONER(code.encode(), every, every)
     return partition
 
 

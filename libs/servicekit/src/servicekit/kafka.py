@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import RecordMetadata
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter
 from contracts.topics import dead_letter_name
 
 log = logging.getLogger(__name__)
+# Where aiokafka's producer puts a keyed record: its default partitioner, murmur2 of the key.
+DEFAULT_PARTITIONER = DefaultPartitioner()
 
 Record: TypeAlias = ConsumerRecord[bytes | None, bytes | None]
 P = TypeVar("P", bound=AIOKafkaProducer)
@@ -138,11 +140,11 @@ async def send_batches(
 ) -> list["asyncio.Future[Any]"]:
     """Queue the records on `producer` as record batches, one per partition while they fit (in
     their order within each partition): a future per batch rather than per record."""
-    count = len(await producer.partitions_for(topic))
+    every = sorted(await producer.partitions_for(topic))
     by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
     for key, value, partition in records:
         if partition is None:
-            partition = (murmur2(key) & 0x7FFFFFFF) % count  # aiokafka's default
+            partition = DEFAULT_PARTITIONER(key, every, every)
         by_partition.setdefault(partition, []).append((key, value))
     futures = []
     for partition, items in by_partition.items():

@@ -1,10 +1,11 @@
 """Settings every service reads the same way; each service subclasses with its own prefix."""
 
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 # `openssl rand -hex 32` gives 64; 12 characters is the least a production secret may have.
 MIN_SECRET_LENGTH = 12
@@ -35,9 +36,11 @@ class ServiceSettings(BaseSettings):
 def check_production_database(url: str, variable: str) -> None:
     """A production database is a server behind a password: SQLite (the development default)
     keeps the data on one machine's disk, and a server without a password takes anyone."""
-    # SQLAlchemy's URLs are RFC 1738 URLs: the standard library reads them without a driver.
-    parsed = urlsplit(url)
-    if parsed.scheme.split("+")[0] in ("", "sqlite"):
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise ValueError(f"{variable} is not a database URL: {error}") from error
+    if parsed.get_backend_name() == "sqlite":
         raise ValueError(f"{variable} must name a database server in production, not SQLite")
     if not parsed.password:
         raise ValueError(f"{variable} must carry the database password in production")

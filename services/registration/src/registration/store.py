@@ -342,9 +342,8 @@ def find_points(
         membership = col(Point.code).in_(enrolled)
         query = query.where(membership if where.enrolled else ~membership)
     for word in folded(where.q or "").split():
-        # Bound as a parameter; the LIKE wildcards in the word itself are escaped.
-        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(col(Point.search_text).like(pattern, escape="\\"))
+        # Bound as a parameter, LIKE's wildcards in the word itself escaped.
+        query = query.where(col(Point.search_text).contains(word, autoescape=True))
     total = db.exec(select(func.count()).select_from(query.subquery())).one()
     page = db.exec(query.order_by(col(Point.code)).offset(offset).limit(limit)).all()
     return total, list(page)
