@@ -755,7 +755,7 @@ async def processor_in_process(
     records = RecordWriter(make_engine(f"sqlite:///{tmp / f'inproc-{uuid.uuid4().hex[:6]}.db'}"))
     processor = Processor(
         partitions=BenchPartitions(bootstrap, group, transactions=writers == "transactions"),
-        dead_letters=DeadLetters(broker, registry),
+        dead_letters=DeadLetters(broker, registry, [HEARTBEATS.name]),
         liveness_of=lambda _: Liveness(),
         expected_of=lambda _: 0,
         rules=QualityRules(),

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -190,7 +190,9 @@ def records_of(message: KafkaMessage) -> Sequence[Record]:
 class DeadLetters:
     """Parks records a consumer cannot read on `<topic>.dlq`, so the consumer keeps going."""
 
-    def __init__(self, broker: KafkaBroker, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, broker: KafkaBroker, registry: CollectorRegistry, topics: Iterable[str]
+    ) -> None:
         self._broker = broker
         self._parked = Counter(
             "dead_letters_total",
@@ -198,6 +200,10 @@ class DeadLetters:
             ["topic"],
             registry=registry,
         )
+        # A series at 0 for each topic read: Prometheus sees the first dead letter as an
+        # increase, which it cannot of a series that appears with it.
+        for topic in topics:
+            self._parked.labels(topic)
 
     async def park(self, record: Record, error: Exception) -> None:
         log.warning(

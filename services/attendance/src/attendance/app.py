@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 settings = Settings()
 metrics = CollectorRegistry()
 broker = make_broker(settings.kafka_bootstrap_servers, client_id="attendance", registry=metrics)
-dead_letters = DeadLetters(broker, metrics)
+dead_letters = DeadLetters(
+    broker, metrics, [REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, HEARTBEATS.name]
+)
 registry = RegistryTable()
 
 

@@ -9,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from attendance.domain import Track
+from attendance.quality import FLAGS
 from contracts.events import PointState
 
 
@@ -68,6 +69,8 @@ class ProcessorMetrics:
             ["flag"],
             registry=registry,
         )
+        for flag in FLAGS:  # at 0 from the start: the first one is an increase
+            self.flags.labels(flag)
         registry.register(_PointsByState(tracks))
 
 

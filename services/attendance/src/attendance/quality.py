@@ -7,6 +7,7 @@ from attendance.domain import Track
 OVER_CAPACITY = "over_capacity"  # more learners than 150 % of the room's expected count
 JUMP = "jump"  # the count moved by more than half the room in one heartbeat
 FROZEN = "frozen"  # the same count for a whole stretch of presence: nobody is updating it
+FLAGS = (OVER_CAPACITY, JUMP, FROZEN)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,11 @@ log = logging.getLogger(__name__)
 settings = Settings()
 metrics = CollectorRegistry()
 broker = make_broker(settings.kafka_bootstrap_servers, client_id="reporting", registry=metrics)
-dead_letters = DeadLetters(broker, metrics)
+dead_letters = DeadLetters(
+    broker,
+    metrics,
+    [REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, POINT_STATUS.name, MONITOR_CLOCK.name],
+)
 live = LiveTotals(unknown_after=settings.unknown_after_seconds)
 detector = IncidentDetector()
 engine = make_engine(settings.database_url)
