@@ -171,6 +171,12 @@ class Broadcast:
         """Wait for the requests still in flight (after the session was cancelled, say)."""
         await asyncio.gather(*self._in_flight, return_exceptions=True)
 
+    async def abandon(self) -> None:
+        """Cancel the requests still in flight and wait until they are gone."""
+        for task in list(self._in_flight):
+            task.cancel()
+        await self.settled()
+
     def _send(self, beats: list[tuple[SimulatedRoom, dict[str, Any]]]) -> None:
         if len(self._in_flight) >= MAX_IN_FLIGHT:
             self.traffic.skipped += len(beats)

@@ -222,6 +222,5 @@ def up(
     from devstack.demo import up as run_demo
 
     options = CourseOptions(points=points, heartbeat_interval_s=interval, speed=speed, seed=seed)
-    # SIGINT too: started from a script in the background it would be ignored, not Ctrl-C.
-    with _reported_errors(), _signals_interrupt(signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        run_demo(options)
+    with _reported_errors():
+        run_demo(options)  # it stops on Ctrl-C, SIGTERM or SIGHUP (devstack.stopping)

@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ from devstack.registering import (
 )
 from devstack.services import DEFAULT_PORTS, ServiceProcess, running_services
 from devstack.simulate import DEV_OPERATOR_TOKEN
+from devstack.stopping import Stopper
 from devstack.summary import summary
 from servicekit.provision import ensure_topics
 
@@ -39,7 +42,14 @@ console = Console()
 def up(options: CourseOptions, *, data_dir: Path | None = None) -> None:
     data_dir = data_dir or repo_root() / ".var" / time.strftime("run-%Y%m%d-%H%M%S")
     began = time.monotonic()
-    with contextlib.ExitStack() as running:
+    started: list[int] = []  # pids, for a forced stop
+
+    def kill_what_is_left() -> None:
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    with Stopper(console.print, kill_what_is_left) as stopper, contextlib.ExitStack() as running:
         with _progress() as progress:
             with _step(progress, "Fetching Apache Kafka from Maven Central (cached after once)"):
                 fetch(default_cache_dir())
@@ -47,6 +57,7 @@ def up(options: CourseOptions, *, data_dir: Path | None = None) -> None:
                 broker = running.enter_context(
                     Broker.start(default_cache_dir(), data_dir / "kafka")
                 )
+                started.append(broker.pid)
             with _step(progress, "Creating the topics"):
                 asyncio.run(ensure_topics(broker.bootstrap))
             with _step(progress, "Starting registration, attendance and reporting"):
@@ -55,13 +66,11 @@ def up(options: CourseOptions, *, data_dir: Path | None = None) -> None:
                         bootstrap=broker.bootstrap, data_dir=data_dir, ports=DEFAULT_PORTS
                     )
                 )
+                started.extend(service.process.pid for service in services.values())
         console.print(f"Kafka broker on [bold]{broker.bootstrap}[/] (pid {broker.pid})")
         for service in services.values():
             console.print(f"  {service.name:<13} {service.url}/docs   log: {service.log_path}")
-        try:
-            asyncio.run(_run_course(services, options, began))
-        except KeyboardInterrupt:
-            console.print("Stopping the services and the broker…")
+        asyncio.run(stopper.run(_run_course(services, options, began)))
     console.print("Stopped.")
 
 
@@ -92,7 +101,10 @@ async def _run_course(
         try:
             await broadcast.run()
         finally:
+            # Before the clients close: a request cut off by their closing would end in error.
             watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+            await broadcast.abandon()
         console.print(
             f"The course is over. Reports: {services['reporting'].url}"
             f"/v1/courses/{options.course_code}/report?format=csv — Ctrl-C stops everything."
