@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import RecordMetadata
 from faststream import AckPolicy
@@ -16,6 +17,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
 from prometheus_client import CollectorRegistry, Counter
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from contracts.topics import dead_letter_name
 
@@ -210,14 +212,26 @@ class DeadLetters:
             "dead letter from %s[%s]@%s: %s", record.topic, record.partition, record.offset, error
         )
         self._parked.labels(record.topic).inc()
-        await self._broker.publish(
-            record.value or b"",
-            topic=dead_letter_name(record.topic),
-            key=record.key,
-            headers={
-                "dlq-error": str(error)[:2000],
-                "dlq-topic": record.topic,
-                "dlq-partition": str(record.partition),
-                "dlq-offset": str(record.offset),
-            },
-        )
+        # Until Kafka takes it: the consumer has moved past the record, so a dead letter not
+        # written is a record lost, and the rest of its batch with it. A producer being replaced
+        # (`servicekit.healing`) or Kafka away is waited out.
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(KafkaError),
+            wait=wait_exponential_jitter(initial=0.1, max=5.0),
+            before_sleep=lambda state: log.warning(
+                "dead letter not written yet (%r); retrying",
+                state.outcome and state.outcome.exception(),
+            ),
+        ):
+            with attempt:
+                await self._broker.publish(
+                    record.value or b"",
+                    topic=dead_letter_name(record.topic),
+                    key=record.key,
+                    headers={
+                        "dlq-error": str(error)[:2000],
+                        "dlq-topic": record.topic,
+                        "dlq-partition": str(record.partition),
+                        "dlq-offset": str(record.offset),
+                    },
+                )
