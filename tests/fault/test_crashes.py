@@ -10,9 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.kafka import Broker
 from devstack.simulate import DEV_OPERATOR_TOKEN, SimulatedPoint
+from tests.e2e.helpers import eventually
 from tests.fault.conftest import Figures
 from tests.fault.fleet import Fleet, Load, fault_plan, fleet_on, flowing, own_broker, register
 from tests.fault.oracle import agreement, enrolled, missing_from_topic
@@ -106,7 +108,9 @@ async def test_kill_9_of_every_service_loses_nothing(
             restarting[victim] = asyncio.create_task(asyncio.to_thread(restart, fleet, victim))
             every.append((victim, restarting[victim]))
         restarts = [(victim, round(await task, 1)) for victim, task in every]
-    # Registration's database is the truth of the registry: the topic must carry all of it.
+    # Registration's database is the truth of the registry: the topic must carry all of it,
+    # once the outbox relay (restarted, maybe just now) has published what it holds.
+    await eventually(lambda: outbox_backlog(fleet), lambda events: events == 0)
     _, on_topic = await enrolled(broker.bootstrap, plan.session_code)
     stored = await registry_as_stored(fleet, plan.course_code)
     assert {code: p.expected for code, p in on_topic.items()} == stored
@@ -126,3 +130,15 @@ async def test_kill_9_of_every_service_loses_nothing(
     assert missing == set()
     assert "401" not in load.refused, load.refused  # restarted ingest: 503 while loading
     assert comparison.differences == 0
+
+
+async def outbox_backlog(fleet: Fleet) -> float:
+    """Registration's outbox events committed but not yet acknowledged by Kafka."""
+    async with httpx.AsyncClient(base_url=fleet.url("registration")) as registration:
+        text = (await registration.get("/metrics")).text
+    return next(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "outbox_backlog"
+    )
