@@ -10,6 +10,7 @@ import contextlib
 import os
 import random
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -123,7 +124,7 @@ class Fleet:
         service.process.send_signal(signal.SIGTERM)
         try:
             service.process.wait(30)
-        except Exception:
+        except subprocess.TimeoutExpired:
             service.process.kill()
             service.process.wait()
             return float("inf")

@@ -826,7 +826,7 @@ class Campaign:
                 async with flowing(load), self._learners_changing(load):
                     await self._faults(load, judge)
                 await self._last_look(load, judge)
-        except Exception:
+        except Exception:  # noqa: BLE001 (kept in the report, which then fails the run)
             self.report.errors.append(f"the campaign stopped: {traceback.format_exc()}")
         finally:
             self.report.wall_seconds = time.monotonic() - began
@@ -870,7 +870,7 @@ class Campaign:
         load.plan(self.load_rng, fault.injected_at, fault.active_seconds)
         try:
             await inject(fault)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (kept in the report, which then fails it)
             fault.errors.append(f"injecting failed: {error!r}")
         fault.recovered_at = time.time()
         await asyncio.sleep(self.options.settle)

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from servicekit.headers import SecurityHeaders
 from servicekit.healing import ProducerHealer
+from servicekit.kafka import KAFKA_ERRORS
 from servicekit.limits import BodySizeLimit
 from servicekit.logs import configure_logging
 from servicekit.settings import ServiceSettings
@@ -144,7 +145,7 @@ async def _start_when_reachable(broker: KafkaBroker) -> None:
         try:
             await broker.start()
             return
-        except Exception as error:
+        except KAFKA_ERRORS as error:
             log.warning("Kafka unreachable (%s); connecting again shortly", error)
             await broker.stop()
             await asyncio.sleep(min(2**attempt, 10))

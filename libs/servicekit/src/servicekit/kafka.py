@@ -7,10 +7,11 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalOperation, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import RecordMetadata
 from faststream import AckPolicy
+from faststream.exceptions import IncorrectState
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -24,6 +25,10 @@ from contracts.topics import dead_letter_name
 log = logging.getLogger(__name__)
 # Where aiokafka's producer puts a keyed record: its default partitioner, murmur2 of the key.
 DEFAULT_PARTITIONER = DefaultPartitioner()
+
+# What Kafka's being away or a producer's failing looks like, as opposed to a bug: aiokafka's
+# errors, a socket's, a deadline passed, and FastStream's broker not connected (yet, or again).
+KAFKA_ERRORS = (KafkaError, IllegalOperation, IncorrectState, OSError, TimeoutError)
 
 Record: TypeAlias = ConsumerRecord[bytes | None, bytes | None]
 P = TypeVar("P", bound=AIOKafkaProducer)
@@ -40,6 +45,9 @@ PRODUCER_SETTINGS: dict[str, Any] = {
     "max_batch_size": 512 * 1024,
     "request_timeout_ms": 10_000,
 }
+# A healthy producer acknowledges or fails a record within its request timeout; a send with no
+# answer by this deadline was lost with its producer (closed under it) and is sent again.
+ACKNOWLEDGED_WITHIN_SECONDS = 15.0
 
 
 async def started(producer: P) -> P:
@@ -47,7 +55,7 @@ async def started(producer: P) -> P:
     try:
         await producer.start()
     except BaseException:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*KAFKA_ERRORS):
             await producer.stop()
         raise
     return producer
@@ -216,7 +224,7 @@ class DeadLetters:
         # written is a record lost, and the rest of its batch with it. A producer being replaced
         # (`servicekit.healing`) or Kafka away is waited out.
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(KafkaError),
+            retry=retry_if_exception_type(KAFKA_ERRORS),
             wait=wait_exponential_jitter(initial=0.1, max=5.0),
             before_sleep=lambda state: log.warning(
                 "dead letter not written yet (%r); retrying",
@@ -224,14 +232,15 @@ class DeadLetters:
             ),
         ):
             with attempt:
-                await self._broker.publish(
-                    record.value or b"",
-                    topic=dead_letter_name(record.topic),
-                    key=record.key,
-                    headers={
-                        "dlq-error": str(error)[:2000],
-                        "dlq-topic": record.topic,
-                        "dlq-partition": str(record.partition),
-                        "dlq-offset": str(record.offset),
-                    },
-                )
+                async with asyncio.timeout(ACKNOWLEDGED_WITHIN_SECONDS):
+                    await self._broker.publish(
+                        record.value or b"",
+                        topic=dead_letter_name(record.topic),
+                        key=record.key,
+                        headers={
+                            "dlq-error": str(error)[:2000],
+                            "dlq-topic": record.topic,
+                            "dlq-partition": str(record.partition),
+                            "dlq-offset": str(record.offset),
+                        },
+                    )

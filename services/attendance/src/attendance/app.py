@@ -33,6 +33,7 @@ from contracts.topics import (
 from servicekit.catchup import CatchUp
 from servicekit.http import service_app
 from servicekit.kafka import (
+    KAFKA_ERRORS,
     DeadLetters,
     RawPublisher,
     make_broker,
@@ -176,14 +177,14 @@ async def processing(_: FastAPI) -> AsyncIterator[None]:
     yield
     if processing_task is not None:
         processor.stop()  # it drains and commits its partitions, then ends
-        with suppress(Exception):  # a loop that failed said so when it did
+        with suppress(Exception):  # run_processor logged it as critical when it failed
             await processing_task
     for task in background:
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
     if settings.ingest:
-        with suppress(Exception):
+        with suppress(*KAFKA_ERRORS):
             await watermarks.write(final=True)  # the processors need not wait for this instance
     if settings.processor:
         await records.write_once()

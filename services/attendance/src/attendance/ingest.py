@@ -32,7 +32,7 @@ from contracts.events import Code, Count, LinkQuality, PointRegistration
 from contracts.registry import RegistryTable
 from contracts.tokens import hash_token
 from contracts.topics import point_key
-from servicekit.kafka import RawPublisher
+from servicekit.kafka import KAFKA_ERRORS, RawPublisher
 
 HEARTBEAT_PATH = "/v1/heartbeats"
 BATCH_PATH = "/v1/heartbeats/batch"
@@ -208,7 +208,7 @@ def ingest_router(
                 pending = await _enqueue(heartbeats, accepted)
                 stamps.close(stamp)
                 await _acknowledged(pending)
-        except Exception as error:
+        except KAFKA_ERRORS as error:
             counted.refused(Reason.KAFKA_UNAVAILABLE, len(accepted))
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -15,19 +15,17 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
+from aiokafka.errors import ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
 from attendance.restore import Restored, read_changelog
 from contracts.topics import HEARTBEATS, MONITOR_CLOCK, POINT_STATUS, STATE_CHANGELOG
-from servicekit.kafka import PRODUCER_SETTINGS, send_batches, started
+from servicekit.kafka import KAFKA_ERRORS, PRODUCER_SETTINGS, send_batches, started
 
 log = logging.getLogger(__name__)
 # How long a commit may take before it counts as failed (its outcome is then unknown, and the
 # partition is restored from what Kafka says was committed).
 COMMIT_TIMEOUT_SECONDS = 15.0
-# What Kafka's being away or a producer's failing looks like, as opposed to a bug.
-KAFKA_ERRORS = (KafkaError, IllegalOperation, OSError, TimeoutError)
 
 
 class Fenced(RuntimeError):
@@ -88,12 +86,12 @@ class PartitionWriter:
             await producer.commit_transaction()
         except BaseException:
             await _settle(pending)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*KAFKA_ERRORS):
                 await producer.abort_transaction()
             raise
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*KAFKA_ERRORS):
             await self._producer.stop()
 
 
@@ -171,5 +169,5 @@ class KafkaPartitions:
     async def _drop_admin(self) -> None:
         admin, self._admin = self._admin, None
         if admin is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*KAFKA_ERRORS):
                 await admin.close()

@@ -36,13 +36,13 @@ from attendance.encoding import (
     watermark_of,
 )
 from attendance.metrics import ProcessorMetrics
-from attendance.partitions import KAFKA_ERRORS, Fenced, Outgoing
+from attendance.partitions import Fenced, Outgoing
 from attendance.quality import QualityRules
 from attendance.restore import Restored
 from attendance.tracker import ExpectedOf, LivenessOf, Pending, Tracker, TrackKey
 from contracts.codec import ContractError
 from contracts.topics import HEARTBEATS, WATERMARK_PREFIX, clock_key, status_key
-from servicekit.kafka import DeadLetters, Record
+from servicekit.kafka import KAFKA_ERRORS, DeadLetters, Record
 
 log = logging.getLogger(__name__)
 LOG_APPEND_TIME = 1  # a record's timestamp type when the broker stamped it

@@ -18,7 +18,7 @@ from itertools import count
 
 from attendance.encoding import watermark_record
 from contracts.topics import HEARTBEATS, watermark_key
-from servicekit.kafka import RawPublisher
+from servicekit.kafka import KAFKA_ERRORS, RawPublisher
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Watermarks:
         failed: then the processors see the gap, which is the truth)."""
         while True:
             started = time.monotonic()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*KAFKA_ERRORS):
                 await self.write(final=False)
             await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))
 
@@ -80,6 +80,6 @@ class Watermarks:
                     [(self._key, value, partition) for partition in range(count)]
                 )
                 await asyncio.gather(*pending)
-        except Exception as error:
+        except KAFKA_ERRORS as error:
             log.debug("watermark not written to %s (%r)", HEARTBEATS.name, error)
             raise

@@ -11,9 +11,11 @@ import logging
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import Engine, delete, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from registration.store import OutboxEvent, outbox_size, pending_events
+from servicekit.kafka import ACKNOWLEDGED_WITHIN_SECONDS, KAFKA_ERRORS
 
 log = logging.getLogger(__name__)
 RELAY_LOCK = 0x7265_6C61  # any constant shared by every instance
@@ -40,7 +42,7 @@ class OutboxRelay:
             try:
                 sent = await self.relay_once()
                 failures = 0
-            except Exception as error:
+            except (*KAFKA_ERRORS, SQLAlchemyError) as error:
                 failures += 1
                 log.warning("outbox relay: Kafka or database unavailable (%s); retrying", error)
                 sent = 0
@@ -56,11 +58,12 @@ class OutboxRelay:
                 return 0
             # Sent in id order by one producer, one batch in flight per partition: Kafka keeps
             # that order within a key.
-            pending = [
-                await self._broker.publish(e.payload, topic=e.topic, key=e.key, no_confirm=True)
-                for e in events
-            ]
-            await asyncio.gather(*pending)
+            async with asyncio.timeout(ACKNOWLEDGED_WITHIN_SECONDS):
+                pending = [
+                    await self._broker.publish(e.payload, topic=e.topic, key=e.key, no_confirm=True)
+                    for e in events
+                ]
+                await asyncio.gather(*pending)
             ids = [event.id for event in events]
             await asyncio.to_thread(self._forget, db, ids)
         self._published.inc(len(events))

@@ -38,7 +38,15 @@ from reporting.metrics import TotalsCollector
 from reporting.records import StatusRecord, decode_point, decode_status
 from reporting.timeline import TimelineSample, make_engine, peaks_of, save
 from servicekit.http import service_app
-from servicekit.kafka import DeadLetters, Record, make_broker, records_of, undecoded
+from servicekit.kafka import (
+    ACKNOWLEDGED_WITHIN_SECONDS,
+    KAFKA_ERRORS,
+    DeadLetters,
+    Record,
+    make_broker,
+    records_of,
+    undecoded,
+)
 
 log = logging.getLogger(__name__)
 settings = Settings()
@@ -192,9 +200,10 @@ async def publish_snapshots(every: float) -> None:
                 continue
             try:
                 totals = totals_of(code, view, datetime.now(UTC), live.judged)
-                await to_totals.publish(encode(totals), key=session_key(code))
+                async with asyncio.timeout(ACKNOWLEDGED_WITHIN_SECONDS):
+                    await to_totals.publish(encode(totals), key=session_key(code))
                 published[code] = view.version
-            except Exception as error:
+            except KAFKA_ERRORS as error:
                 log.warning("totals snapshot of %s not published (%s)", code, error)
 
 
@@ -232,7 +241,7 @@ async def sample_timeline(every: float) -> None:
         ]
         try:
             await asyncio.to_thread(save, engine, samples)
-        except Exception as error:
+        except SQLAlchemyError as error:
             log.warning("timeline samples not saved (%s)", error)
 
 
