@@ -93,13 +93,13 @@ from contracts.topics import (
     session_key,
     status_key,
 )
+from contracts.wire import read_point, read_status
 from devstack.services import ServiceProcess, running_services, start_in
 from devstack.simulate import DEV_OPERATOR_TOKEN, CoursePlan, SimulatedPoint, register_course
 from registration.divisions import provinces
 from registration.official import as_csv, official_points
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals
-from reporting.records import decode_point, decode_status
 
 BENCHES = ("rebuild", "freshness")
 ROUNDTRIP = Topic("bench.roundtrip", 1, key="sample number")
@@ -462,11 +462,11 @@ def fold(records: Sequence[Record3], decode_only: bool = False) -> LiveTotals:
             if not decode_only:
                 live.put_session(session, at)
         elif topic == REGISTRY_POINTS.name:
-            point = decode_point(value)
+            point = read_point(value)
             if not decode_only:
                 live.put_point(point, at)
         else:
-            status = decode_status(value)
+            status = read_status(value)
             if not decode_only:
                 live.put_status(status, status.last_heartbeat_at or status.since)
     return live
@@ -529,9 +529,9 @@ def fold_with_incidents(records: Sequence[Record3], tick_every: int = 5_000) -> 
         if topic == REGISTRY_SESSIONS.name:
             live.put_session(decode(SessionSchedule, value), now)
         elif topic == REGISTRY_POINTS.name:
-            live.put_point(decode_point(value), now)
+            live.put_point(read_point(value), now)
         else:
-            status = decode_status(value)
+            status = read_status(value)
             before = live.put_status(status, status.last_heartbeat_at or status.since)
             point = live.registry.points[status.point_code]
             if status.state is PointState.DISCONNECTED and (

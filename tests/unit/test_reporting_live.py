@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.events import Channel, Level, PointState, SessionSchedule
+from contracts.wire import PointRecord, PointStatusRecord
 from reporting.live import LiveTotals, totals_of
-from reporting.records import PointRecord, StatusRecord
 
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 SESSIONS = {
@@ -35,8 +35,8 @@ def point(
     )
 
 
-def status(session: str, code: str, state: PointState, learners: int) -> StatusRecord:
-    return StatusRecord(
+def status(session: str, code: str, state: PointState, learners: int) -> PointStatusRecord:
+    return PointStatusRecord(
         session_code=session, point_code=code, state=state, learners=learners, since=NOW
     )
 

@@ -5,7 +5,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 from contracts.events import Channel, Level, PointState, SessionSchedule
-from reporting.records import PointRecord, StatusRecord
+from contracts.wire import PointRecord, PointStatusRecord
 from reporting.reports import as_csv, by_province, course_lines, point_line
 
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
@@ -24,7 +24,7 @@ POINT = PointRecord(
 
 
 def test_a_present_point_accrues_until_the_end_of_the_session() -> None:
-    status = StatusRecord(
+    status = PointStatusRecord(
         session_code="S1",
         point_code="P1",
         state=PointState.CONNECTED,
@@ -65,7 +65,7 @@ def test_a_course_adds_up_its_sessions() -> None:
         starts_at=START + timedelta(hours=4),
         ends_at=START + timedelta(hours=5),
     )
-    morning_status = StatusRecord(
+    morning_status = PointStatusRecord(
         session_code="S1",
         point_code="P1",
         state=PointState.DISCONNECTED,

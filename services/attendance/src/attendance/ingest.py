@@ -25,13 +25,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from attendance.admission import Reason, Refusal, refusal_of
 from attendance.config import Settings
-from attendance.encoding import heartbeat_record, json_bytes
+from attendance.encoding import heartbeat_record
 from attendance.ratelimit import TokenBuckets
 from attendance.watermarks import Stamps
 from contracts.events import Code, Count, LinkQuality, PointRegistration
 from contracts.registry import RegistryTable
 from contracts.tokens import hash_token
 from contracts.topics import point_key
+from contracts.wire import encode_json
 from servicekit.kafka import KAFKA_ERRORS, RawPublisher
 
 HEARTBEAT_PATH = "/v1/heartbeats"
@@ -246,7 +247,7 @@ def ingest_router(
         # Written directly (the route still documents `Accepted`): FastAPI would validate and
         # serialise the model again on every one of the course's heartbeats.
         answer = {"received_at": received_at, "heartbeat_interval_s": session.heartbeat_interval_s}
-        return Response(json_bytes(answer), status.HTTP_202_ACCEPTED, media_type=JSON)
+        return Response(encode_json(answer), status.HTTP_202_ACCEPTED, media_type=JSON)
 
     @router.post(
         BATCH_PATH,

@@ -29,13 +29,13 @@ from contracts.topics import (
     TOTALS,
     session_key,
 )
+from contracts.wire import PointStatusRecord, read_point, read_status
 from reporting.api import reporting_router
 from reporting.catchup import Tables
 from reporting.config import Settings
 from reporting.incidents import IncidentDetector
 from reporting.live import PRESENT, LiveTotals, totals_of
 from reporting.metrics import TotalsCollector
-from reporting.records import StatusRecord, decode_point, decode_status
 from reporting.timeline import TimelineSample, make_engine, peaks_of, save
 from servicekit.http import service_app
 from servicekit.kafka import (
@@ -127,7 +127,7 @@ async def on_point_status(message: KafkaMessage) -> None:
     defer = await tables.loading()
     for record in records_of(message):
         try:
-            status = decode_status(record.value)
+            status = read_status(record.value)
         except ContractError as error:
             await dead_letters.park(record, error)
             continue
@@ -154,7 +154,7 @@ def _apply_registry(record: Record, now: datetime, defer: bool) -> None:
         if record.value is None:
             live.remove_point(code, now, defer=defer)
         else:
-            live.put_point(decode_point(record.value), now, defer=defer)
+            live.put_point(read_point(record.value), now, defer=defer)
     elif record.value is None:
         live.remove_session(code)
     else:
@@ -176,7 +176,7 @@ def _restore_peaks(session_code: str) -> None:
     view.peak_learners.value = max(view.peak_learners.value, learners)
 
 
-def _watch_for_incidents(before: StatusRecord | None, after: StatusRecord) -> None:
+def _watch_for_incidents(before: PointStatusRecord | None, after: PointStatusRecord) -> None:
     if after.state is PointState.DISCONNECTED and (before is None or before.state in PRESENT):
         point = live.registry.points.get(after.point_code)
         if point is None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import NamedTuple, TypeVar
 
 from contracts.events import Channel, Counts, Level, PointState, SessionSchedule, Totals
-from reporting.records import PointRecord, StatusRecord
+from contracts.wire import PointRecord, PointStatusRecord
 
 PRESENT = (PointState.CONNECTED, PointState.LATE)
 NO_PROVINCE = "--"
@@ -37,7 +37,7 @@ class Contribution(NamedTuple):
 
 
 def contribution(
-    session: SessionSchedule, point: PointRecord | None, status: StatusRecord | None
+    session: SessionSchedule, point: PointRecord | None, status: PointStatusRecord | None
 ) -> Contribution | None:
     """None when the point does not count in the session (unknown, inactive or not enrolled)."""
     if point is None or not point.active or session.course_code not in point.courses:
@@ -170,7 +170,7 @@ Groups = dict[tuple[str, Channel, Level, PointState], list[int]]
 
 
 def grouped(
-    session: SessionSchedule, points: Iterable[PointRecord], statuses: dict[str, StatusRecord]
+    session: SessionSchedule, points: Iterable[PointRecord], statuses: dict[str, PointStatusRecord]
 ) -> Groups:
     """What the points add to the session, summed by kind: `contribution` for a whole table,
     in one pass with no object per point."""
@@ -207,7 +207,7 @@ class LiveTotals:
         self.judged = Judged(unknown_after)
         self.sessions: dict[str, SessionView] = {}
         # session code -> point code -> latest status; nested so the keys are shared strings
-        self._statuses: dict[str, dict[str, StatusRecord]] = {}
+        self._statuses: dict[str, dict[str, PointStatusRecord]] = {}
         self._sessions_of: dict[str, list[str]] = {}  # course code -> its session codes
         # Sessions whose tallies wait for `settle`, and the latest time a record brought.
         self._stale: set[str] = set()
@@ -243,8 +243,8 @@ class LiveTotals:
         self._stale.discard(code)
 
     def put_status(
-        self, status: StatusRecord, at: datetime, *, defer: bool = False
-    ) -> StatusRecord | None:
+        self, status: PointStatusRecord, at: datetime, *, defer: bool = False
+    ) -> PointStatusRecord | None:
         """Store the point's latest status in its session; returns the one it replaces."""
         session_code = status.session_code = self._share(status.session_code)
         point = self.registry.points.get(status.point_code)
@@ -283,10 +283,10 @@ class LiveTotals:
     def view(self, session_code: str) -> SessionView | None:
         return self.sessions.get(session_code)
 
-    def status(self, session_code: str, point_code: str) -> StatusRecord | None:
+    def status(self, session_code: str, point_code: str) -> PointStatusRecord | None:
         return self._statuses.get(session_code, {}).get(point_code)
 
-    def enrolled(self, session_code: str) -> Iterator[tuple[PointRecord, StatusRecord | None]]:
+    def enrolled(self, session_code: str) -> Iterator[tuple[PointRecord, PointStatusRecord | None]]:
         """The points that count in the session, with their latest status in it."""
         session = self.registry.sessions.get(session_code)
         if session is None:

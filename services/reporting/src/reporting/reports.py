@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from contracts.events import PointState, SessionSchedule
-from reporting.records import PointRecord, StatusRecord
+from contracts.wire import PointRecord, PointStatusRecord
 from servicekit.spreadsheets import spreadsheet_safe
 
 PRESENT = (PointState.CONNECTED, PointState.LATE)
@@ -47,7 +47,7 @@ class ProvinceLine:
 
 
 def point_line(
-    point: PointRecord, status: StatusRecord | None, session: SessionSchedule, now: datetime
+    point: PointRecord, status: PointStatusRecord | None, session: SessionSchedule, now: datetime
 ) -> PointLine:
     end = min(now, session.ends_at)
     present, learner_seconds = 0.0, 0.0
