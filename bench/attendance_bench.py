@@ -750,7 +750,7 @@ async def processor_in_process(
     per partition, as the service) or "none"; the rate and, with `profile`, cProfile's top
     costs."""
     registry = CollectorRegistry()
-    broker = make_broker(bootstrap, client_id="bench-inproc", registry=registry)
+    broker = make_broker(bootstrap, client_id="bench-inproc", metrics=registry)
     group = f"bench-inproc-{uuid.uuid4().hex[:8]}"
     records = RecordWriter(make_engine(f"sqlite:///{tmp / f'inproc-{uuid.uuid4().hex[:6]}.db'}"))
     processor = Processor(

@@ -22,26 +22,26 @@ pytestmark = pytest.mark.integration
 async def healed(kafka: Broker) -> AsyncIterator[tuple[KafkaBroker, CollectorRegistry, str]]:
     topic = Topic(f"it.healing.{uuid.uuid4().hex}", partitions=2, key="point")
     await ensure_topics(kafka.bootstrap, [topic])
-    registry = CollectorRegistry()
-    broker = make_broker(kafka.bootstrap, client_id="healing-test", registry=registry)
+    metrics = CollectorRegistry()
+    broker = make_broker(kafka.bootstrap, client_id="healing-test", metrics=metrics)
     await broker.start()
-    healer = asyncio.create_task(ProducerHealer(broker, registry).run())
+    healer = asyncio.create_task(ProducerHealer(broker, metrics).run())
     try:
-        yield broker, registry, topic.name
+        yield broker, metrics, topic.name
     finally:
         healer.cancel()
         await asyncio.gather(healer, return_exceptions=True)
         await broker.stop()
 
 
-def restarts(registry: CollectorRegistry) -> float:
-    return registry.get_sample_value("kafka_producer_restarts_total") or 0.0
+def restarts(metrics: CollectorRegistry) -> float:
+    return metrics.get_sample_value("kafka_producer_restarts_total") or 0.0
 
 
 async def test_a_healthy_producer_is_left_in_place_under_sends_to_new_topics(
     healed: tuple[KafkaBroker, CollectorRegistry, str], kafka: Broker
 ) -> None:
-    broker, registry, topic = healed
+    broker, metrics, topic = healed
     first = aiokafka_producer(broker)
     # Each send to a topic the producer has no metadata for waits on it: a producer closed
     # meanwhile (the healer once swapped every healthy one at start) left such a send waiting
@@ -55,13 +55,13 @@ async def test_a_healthy_producer_is_left_in_place_under_sends_to_new_topics(
     async with asyncio.timeout(15):
         await broker.publish(b"x", topic=topic, key=b"k")
     assert aiokafka_producer(broker) is first
-    assert restarts(registry) == 0
+    assert restarts(metrics) == 0
 
 
 async def test_a_producer_that_stopped_for_good_is_replaced(
     healed: tuple[KafkaBroker, CollectorRegistry, str],
 ) -> None:
-    broker, registry, topic = healed
+    broker, metrics, topic = healed
     await broker.publish(b"before", topic=topic, key=b"k")
     broken = aiokafka_producer(broker)
     broken._sender.sender_task.cancel()  # it can never send again
@@ -69,5 +69,5 @@ async def test_a_producer_that_stopped_for_good_is_replaced(
         while aiokafka_producer(broker) is broken:  # noqa: ASYNC110 (no event to wait on)
             await asyncio.sleep(0.05)
         await broker.publish(b"after", topic=topic, key=b"k")
-    assert restarts(registry) == 1
+    assert restarts(metrics) == 1
     assert broken._closed

@@ -36,12 +36,13 @@ def decode(model: type[E], data: bytes | None) -> E:
     try:
         return model.model_validate_json(data)
     except ValidationError as error:
-        raise ContractError(_describe(model, error)) from None
+        raise ContractError(f"not a valid {model.__name__}: {problems(error, 5)}") from None
 
 
-def _describe(model: type[Event], error: ValidationError) -> str:
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in item['loc']) or 'record'}: {item['msg']}"
-        for item in error.errors()[:5]
+def problems(error: ValidationError, limit: int | None = None) -> str:
+    """pydantic's findings as one line, `field: what is wrong; ...` (the first `limit`)."""
+    return "; ".join(
+        (f"{'.'.join(str(part) for part in item['loc'])}: " if item["loc"] else "")
+        + item["msg"].removeprefix("Value error, ")
+        for item in error.errors()[:limit]
     )
-    return f"not a valid {model.__name__}: {problems}"

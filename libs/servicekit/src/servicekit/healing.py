@@ -78,13 +78,13 @@ class Watch:
 
 
 class ProducerHealer:
-    def __init__(self, broker: KafkaBroker, registry: CollectorRegistry) -> None:
+    def __init__(self, broker: KafkaBroker, metrics: CollectorRegistry) -> None:
         self._broker = broker
         self._restarts = Counter(
             "kafka_producer_restarts_total",
             "Producers replaced after they stopped for good (OutOfOrderSequenceNumber, fenced,"
             " a fatal sender error)",
-            registry=registry,
+            registry=metrics,
         )
 
     async def run(self) -> None:

@@ -5,13 +5,14 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Header, Response
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 from servicekit.headers import SecurityHeaders
 from servicekit.healing import ProducerHealer
@@ -36,7 +37,7 @@ def service_app(
     *,
     title: str,
     broker: KafkaBroker,
-    registry: CollectorRegistry,
+    metrics: CollectorRegistry,
     lifespan: Lifespan = _no_extra_lifespan,
     max_body: int = DEFAULT_MAX_BODY,
     max_body_per_path: Mapping[str, int] = {},
@@ -55,7 +56,7 @@ def service_app(
     """
 
     configure_logging(ServiceSettings())
-    healer = ProducerHealer(broker, registry)
+    healer = ProducerHealer(broker, metrics)
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
@@ -106,8 +107,13 @@ def service_app(
         response_class=Response,
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
-    def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    def exposition(accept: Annotated[str | None, Header()] = None) -> Response:
+        # prometheus_client's own content negotiation (OpenMetrics when asked). Not its
+        # `make_asgi_app`: that renders on the event loop, and this sync route renders in the
+        # thread pool; mounted, it also answers `/metrics` with a redirect to `/metrics/`
+        # and leaves the route out of the OpenAPI document.
+        encoder, content_type = choose_encoder(accept or "")
+        return Response(encoder(metrics), media_type=content_type)
 
     return app
 

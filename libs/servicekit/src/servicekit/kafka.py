@@ -62,7 +62,7 @@ async def started(producer: P) -> P:
 
 
 def make_broker(
-    bootstrap_servers: str, *, client_id: str, registry: CollectorRegistry
+    bootstrap_servers: str, *, client_id: str, metrics: CollectorRegistry
 ) -> KafkaBroker:
     """A broker whose publishes wait for every in-sync replica, are written once however
     often they are retried (idempotence), and keep their order within a partition; and whose
@@ -74,7 +74,7 @@ def make_broker(
         client_id=client_id,
         **PRODUCER_SETTINGS,
         ack_policy=AckPolicy.ACK,
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=client_id)],
+        middlewares=[KafkaPrometheusMiddleware(registry=metrics, app_name=client_id)],
         log_level=logging.DEBUG,
     )
 
@@ -201,14 +201,14 @@ class DeadLetters:
     """Parks records a consumer cannot read on `<topic>.dlq`, so the consumer keeps going."""
 
     def __init__(
-        self, broker: KafkaBroker, registry: CollectorRegistry, topics: Iterable[str]
+        self, broker: KafkaBroker, metrics: CollectorRegistry, topics: Iterable[str]
     ) -> None:
         self._broker = broker
         self._parked = Counter(
             "dead_letters_total",
             "Records a consumer could not read and parked on the dead-letter topic",
             ["topic"],
-            registry=registry,
+            registry=metrics,
         )
         # A series at 0 for each topic read: Prometheus sees the first dead letter as an
         # increase, which it cannot of a series that appears with it.

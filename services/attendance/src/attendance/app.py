@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 settings = Settings()
 metrics = CollectorRegistry()
-broker = make_broker(settings.kafka_bootstrap_servers, client_id="attendance", registry=metrics)
+broker = make_broker(settings.kafka_bootstrap_servers, client_id="attendance", metrics=metrics)
 dead_letters = DeadLetters(
     broker, metrics, [REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, HEARTBEATS.name]
 )
@@ -198,7 +198,7 @@ async def ready() -> bool:
 app = service_app(
     title="attendance",
     broker=broker,
-    registry=metrics,
+    metrics=metrics,
     lifespan=processing,
     max_body_per_path=ingest_body_limits(settings),
     on_body_refused=ingest_metrics(metrics).body_refused,

@@ -91,17 +91,17 @@ class BatchAccepted(BaseModel):
 class IngestMetrics:
     """Heartbeats accepted, and refusals by reason (a whole request counts once)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, metrics: CollectorRegistry) -> None:
         self.accepted = Counter(
             "heartbeats_accepted_total",
             "Heartbeats acknowledged by Kafka and answered 202",
-            registry=registry,
+            registry=metrics,
         )
         self.rejected = Counter(
             "heartbeats_rejected_total",
             "Heartbeats, or whole heartbeat requests, refused",
             ["reason"],
-            registry=registry,
+            registry=metrics,
         )
         for reason in Reason:
             self.rejected.labels(reason.value)  # every series from the start: rates work at once
@@ -116,10 +116,10 @@ class IngestMetrics:
 
 
 @cache
-def ingest_metrics(registry: CollectorRegistry) -> IngestMetrics:
-    """The one set of ingest counters on `registry`: the routes and the body-size guard both
+def ingest_metrics(metrics: CollectorRegistry) -> IngestMetrics:
+    """The one set of ingest counters on `metrics`: the routes and the body-size guard both
     count into it, and Prometheus refuses a metric registered twice."""
-    return IngestMetrics(registry)
+    return IngestMetrics(metrics)
 
 
 def ingest_body_limits(settings: Settings) -> dict[str, int]:

@@ -14,64 +14,64 @@ from contracts.events import PointState
 
 
 class ProcessorMetrics:
-    def __init__(self, registry: CollectorRegistry, tracks: Callable[[], Iterable[Track]]) -> None:
+    def __init__(self, metrics: CollectorRegistry, tracks: Callable[[], Iterable[Track]]) -> None:
         self.batch_size = Histogram(
             "processor_batch_records",
             "Heartbeat records per processed batch",
             buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
-            registry=registry,
+            registry=metrics,
         )
         self.heartbeats = Counter(
-            "processor_heartbeats_total", "Heartbeat records processed", registry=registry
+            "processor_heartbeats_total", "Heartbeat records processed", registry=metrics
         )
         self.lag_seconds = Gauge(
             "processor_lag_seconds",
             "Age of the newest heartbeat processed when it was processed (receive to state)",
-            registry=registry,
+            registry=metrics,
         )
         self.lag_records = Gauge(
             "processor_lag_records",
             "Heartbeat records on the owned partitions not processed yet (as of the last fetch)",
-            registry=registry,
+            registry=metrics,
         )
         self.restore_seconds = Histogram(
             "processor_restore_seconds",
             "Time to restore assigned partitions from the changelog",
             buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60),
-            registry=registry,
+            registry=metrics,
         )
         self.restored_tracks = Counter(
             "processor_restored_tracks_total",
             "Tracks restored from the changelog",
-            registry=registry,
+            registry=metrics,
         )
         self.transactions = Counter(
             "processor_transactions_total",
             "Transactions of an owned partition (statuses, changelog and input offset together)",
             ["outcome"],
-            registry=registry,
+            registry=metrics,
         )
         for outcome in ("committed", "failed", "fenced"):
             self.transactions.labels(outcome)
         self.recoveries = Counter(
             "processor_partition_recoveries_total",
             "Partitions dropped after a failed transaction and taken again from Kafka",
-            registry=registry,
+            registry=metrics,
         )
         self.stale = Counter(
             "processor_stale_heartbeats_total",
             "Heartbeats that reached Kafka only after their ingest had answered 503: not taken",
-            registry=registry,
+            registry=metrics,
         )
         self.flags = Counter(
             "quality_flags_total",
             "Learner counts newly flagged as implausible",
             ["flag"],
-            registry=registry,
+            registry=metrics,
         )
         for flag in FLAGS:  # at 0 from the start: the first one is an increase
             self.flags.labels(flag)
-        registry.register(_PointsByState(tracks))
+        metrics.register(_PointsByState(tracks))
 
 
 class _PointsByState(Collector):

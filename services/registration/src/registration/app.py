@@ -19,9 +19,9 @@ from servicekit.kafka import make_broker
 
 settings = Settings()
 metrics = CollectorRegistry()
-broker = make_broker(settings.kafka_bootstrap_servers, client_id="registration", registry=metrics)
+broker = make_broker(settings.kafka_bootstrap_servers, client_id="registration", metrics=metrics)
 engine = make_engine(settings.database_url)
-relay = OutboxRelay(engine=engine, broker=broker, registry=metrics, batch=settings.relay_batch)
+relay = OutboxRelay(engine=engine, broker=broker, metrics=metrics, batch=settings.relay_batch)
 
 # Declared for the AsyncAPI document; the relay publishes what the outbox holds.
 broker.publisher(REGISTRY_POINTS.name, schema=PointRegistration, title="to_registry_points")
@@ -41,7 +41,7 @@ async def outbox_relay(_: FastAPI) -> AsyncIterator[None]:
 app = service_app(
     title="registration",
     broker=broker,
-    registry=metrics,
+    metrics=metrics,
     lifespan=outbox_relay,
     max_body_per_path={"/v1/points/import": settings.max_import_bytes},
     # Operators prepare the registry whether or not Kafka is up: the outbox holds the events.

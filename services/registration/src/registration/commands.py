@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
+from contracts.codec import problems
 from contracts.tokens import hash_token, new_token
 from registration.events import point_changed, point_removed, session_changed, session_removed
 from registration.store import (
@@ -223,10 +224,4 @@ def _merged(model: Any, stored: Any, changes: Any) -> Any:
     try:
         return model.model_validate(fields)
     except ValidationError as error:
-        raise Invalid(_first_problem(error)) from None
-
-
-def _first_problem(error: ValidationError) -> str:
-    problem = error.errors()[0]
-    where = ".".join(str(part) for part in problem["loc"])
-    return f"{where}: {problem['msg']}" if where else problem["msg"]
+        raise Invalid(problems(error, 1)) from None

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ValidationError
 
+from contracts.codec import problems
 from contracts.events import Channel, Level
 from registration.store import PointCreate
 from registration.text import folded, nfc
@@ -159,15 +160,8 @@ def _point(raw: dict[str, str], extra_course: str | None) -> PointCreate:
     try:
         return PointCreate.model_validate(fields)
     except ValidationError as error:
-        raise ValueError(_problems(error)) from None
+        raise ValueError(problems(error)) from None
 
 
 def _alias(value: str, aliases: Mapping[str, StrEnum]) -> StrEnum | str:
     return aliases.get(folded(value).replace("_", " "), value)
-
-
-def _problems(error: ValidationError) -> str:
-    return "; ".join(
-        (f"{'.'.join(str(p) for p in item['loc'])}: " if item["loc"] else "") + item["msg"]
-        for item in error.errors()
-    ).replace("Value error, ", "")

@@ -23,16 +23,16 @@ RELAY_LOCK = 0x7265_6C61  # any constant shared by every instance
 
 class OutboxRelay:
     def __init__(
-        self, *, engine: Engine, broker: KafkaBroker, registry: CollectorRegistry, batch: int
+        self, *, engine: Engine, broker: KafkaBroker, metrics: CollectorRegistry, batch: int
     ) -> None:
         self._engine = engine
         self._broker = broker
         self._batch = batch
         self._published = Counter(
-            "outbox_published_total", "Outbox events acknowledged by Kafka", registry=registry
+            "outbox_published_total", "Outbox events acknowledged by Kafka", registry=metrics
         )
         self._backlog = Gauge(
-            "outbox_backlog", "Outbox events committed but not yet on Kafka", registry=registry
+            "outbox_backlog", "Outbox events committed but not yet on Kafka", registry=metrics
         )
         self._backlog.set_function(self._count)
 

@@ -51,7 +51,7 @@ from servicekit.kafka import (
 log = logging.getLogger(__name__)
 settings = Settings()
 metrics = CollectorRegistry()
-broker = make_broker(settings.kafka_bootstrap_servers, client_id="reporting", registry=metrics)
+broker = make_broker(settings.kafka_bootstrap_servers, client_id="reporting", metrics=metrics)
 dead_letters = DeadLetters(
     broker,
     metrics,
@@ -290,7 +290,7 @@ async def background(_: FastAPI) -> AsyncIterator[None]:
             await task
 
 
-app = service_app(title="reporting", broker=broker, registry=metrics, lifespan=background)
+app = service_app(title="reporting", broker=broker, metrics=metrics, lifespan=background)
 app.include_router(reporting_router(live, detector, engine, settings.viewer_token))
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
