@@ -96,7 +96,7 @@ from attendance.metrics import ProcessorMetrics
 from attendance.partitions import KafkaPartitions, Outgoing
 from attendance.processor import Processor, Timing
 from attendance.quality import QualityRules
-from attendance.records import RecordWriter, make_engine
+from attendance.records import RecordWriter
 from attendance.restore import Restored, read_changelog
 from contracts.codec import decode, encode
 from contracts.events import Heartbeat, PointState, PointStatus, SessionSchedule
@@ -113,6 +113,7 @@ from contracts.topics import (
 from devstack.ports import free_port
 from devstack.services import ServiceProcess, running_services, start_service
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course
+from servicekit.database import make_engine
 from servicekit.kafka import DEFAULT_PARTITIONER, DeadLetters, make_broker
 from servicekit.provision import ensure_topics
 

@@ -26,7 +26,8 @@ from registration.bulk import upsert_points
 from registration.importing import parse_points_csv
 from registration.migrate import upgrade
 from registration.official import as_csv, official_points
-from registration.store import Course, Point, make_engine
+from registration.store import Course, Point
+from servicekit.database import make_engine
 
 
 def rows_for(size: int) -> list[dict[str, str]]:

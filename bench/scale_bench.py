@@ -7,11 +7,12 @@ route, for 10 minutes, against the offered rate.
 A broker of its own; registration; attendance split the way production scales it: ingest
 processes (`ATTENDANCE_PROCESSOR=false`) and processor processes in one consumer group
 (`ATTENDANCE_INGEST=false`). The course is registered through the import API; each province
-hall relays the heartbeats of every room of its province (`Broadcast(all_relayed=True)`). Every
-5 s: heartbeats offered (due), accepted (202), the end offsets of `attendance.heartbeats` and the
-processors' committed offsets: the lag, and the rate the processors drain. The baseline is the
-offered rate: the processors keep up when they drain at least what is accepted and the lag
-stays bounded. Reporting is not started: it reads only status changes, not heartbeats.
+hall relays the heartbeats of every room of its province
+(`SimulatedCourse(all_relayed=True)`). Every 5 s: heartbeats offered (due), accepted (202), the
+end offsets of `attendance.heartbeats` and the processors' committed offsets: the lag, and the
+rate the processors drain. The baseline is the offered rate: the processors keep up when they
+drain at least what is accepted and the lag stays bounded. Reporting is not started: it reads
+only status changes, not heartbeats.
 The cores each part keeps busy over the steady window (CPU seconds / wall seconds, /proc) say
 what bounds the rate on this machine: the load generator (this process), the ingest, the
 processors, the broker.
@@ -45,7 +46,6 @@ from harness import (
 )
 
 from contracts.topics import HEARTBEATS
-from devstack.broadcast import Broadcast
 from devstack.course import CourseOptions, course_of
 from devstack.registering import (
     create_course_and_sessions,
@@ -55,6 +55,7 @@ from devstack.registering import (
 )
 from devstack.services import ServiceProcess, start_in, wait_healthy
 from devstack.simulate import DEV_OPERATOR_TOKEN
+from devstack.simulation import SimulatedCourse
 
 GROUP = "attendance-processor"
 SAMPLE_S = 5.0
@@ -185,13 +186,13 @@ async def _load(
         await designate_gateways(reg, course, DEV_OPERATOR_TOKEN, lambda _: None)
         await until_attendance_knows(attendance, course, tokens, patience=300)
         step(f"scale: {options.points:,} points every {options.heartbeat_interval_s:g} s")
-        broadcast = Broadcast(course, tokens, attendance, all_relayed=True)
-        on_air = asyncio.create_task(broadcast.run_session(course.sessions[0]))
-        samples = await _sample(bootstrap, broadcast, seconds, parts)
+        simulation = SimulatedCourse(course, tokens, attendance, all_relayed=True)
+        on_air = asyncio.create_task(simulation.run_session(course.sessions[0]))
+        samples = await _sample(bootstrap, simulation, seconds, parts)
         on_air.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await on_air
-        await broadcast.settled()
+        await simulation.settled()
     return samples
 
 
@@ -201,14 +202,14 @@ def _cpu(parts: dict[str, list[int]]) -> dict[str, float]:
 
 
 async def _sample(
-    bootstrap: str, broadcast: Broadcast, seconds: float, parts: dict[str, list[int]]
+    bootstrap: str, simulation: SimulatedCourse, seconds: float, parts: dict[str, list[int]]
 ) -> list[Sample]:
     samples = []
     began = time.monotonic()
     async with Offsets(bootstrap) as offsets:
         while (elapsed := time.monotonic() - began) < seconds:
             produced, committed = await offsets.now()
-            traffic = broadcast.traffic
+            traffic = simulation.traffic
             samples.append(
                 Sample(
                     elapsed,

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from devstack.broadcast import Broadcast
 from devstack.course import CourseOptions, course_of
 from devstack.registering import (
     create_course_and_sessions,
@@ -17,6 +16,7 @@ from devstack.registering import (
     until_attendance_knows,
 )
 from devstack.simulate import DEV_OPERATOR_TOKEN
+from devstack.simulation import SimulatedCourse
 
 pytestmark = pytest.mark.e2e
 
@@ -43,9 +43,9 @@ async def test_the_simulated_course_shows_a_province_going_dark_and_coming_back(
 
     first = course.sessions[0]
     assert first.outage is not None
-    broadcast = Broadcast(course, tokens, attendance)
-    on_air = asyncio.create_task(broadcast.run_session(first))
-    seen = await _province_while_on_air(clients["reporting"], broadcast, first.plan.code)
+    simulation = SimulatedCourse(course, tokens, attendance)
+    on_air = asyncio.create_task(simulation.run_session(first))
+    seen = await _province_while_on_air(clients["reporting"], simulation, first.plan.code)
     await on_air
 
     dark = len(first.outage.points)
@@ -54,9 +54,9 @@ async def test_the_simulated_course_shows_a_province_going_dark_and_coming_back(
     after = [counts for elapsed, counts in seen if 23 <= elapsed < 28]
     assert during and max(counts["disconnected"] for counts in during) >= dark, (province, seen)
     assert after and min(counts["disconnected"] for counts in after) < dark, (province, seen)
-    assert sum(broadcast.traffic.refused.values()) == 0, broadcast.traffic.last_problem
-    assert broadcast.traffic.transport_errors == 0, broadcast.traffic.last_problem
-    assert broadcast.traffic.accepted == broadcast.traffic.sent
+    assert sum(simulation.traffic.refused.values()) == 0, simulation.traffic.last_problem
+    assert simulation.traffic.transport_errors == 0, simulation.traffic.last_problem
+    assert simulation.traffic.accepted == simulation.traffic.sent
 
     totals = (await clients["reporting"].get(f"/v1/sessions/{first.plan.code}/totals")).json()
     never = sum(1 for plan in first.points.values() if plan.joins_after_s is None)
@@ -65,18 +65,18 @@ async def test_the_simulated_course_shows_a_province_going_dark_and_coming_back(
 
 
 async def _province_while_on_air(
-    reporting: httpx.AsyncClient, broadcast: Broadcast, session: str
+    reporting: httpx.AsyncClient, simulation: SimulatedCourse, session: str
 ) -> list[tuple[float, dict[str, int]]]:
     """The outage province's counts, sampled until the session is over."""
-    script = broadcast.course.sessions[0]
+    script = simulation.course.sessions[0]
     assert script.outage is not None
     length = (script.plan.ends_at - script.plan.starts_at).total_seconds()
     seen = []
-    while broadcast.scene.elapsed_s < length - 1.5:
+    while simulation.scene.elapsed_s < length - 1.5:
         answer = await reporting.get(f"/v1/sessions/{session}/totals")
         if answer.status_code == 200:
             by_province = answer.json()["by_province"]
             if script.outage.province_code in by_province:
-                seen.append((broadcast.scene.elapsed_s, by_province[script.outage.province_code]))
+                seen.append((simulation.scene.elapsed_s, by_province[script.outage.province_code]))
         await asyncio.sleep(0.25)
     return seen

@@ -8,7 +8,8 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from attendance.domain import NEVER_CONNECTED, Beat, Liveness, on_heartbeat
-from attendance.records import AttendanceRecord, RecordWriter, make_engine
+from attendance.records import AttendanceRecord, RecordWriter
+from servicekit.database import make_engine
 
 pytestmark = pytest.mark.integration
 LIVENESS = Liveness(late_after=12, disconnected_after=30)

@@ -25,7 +25,8 @@ from contracts.topics import REGISTRY_POINTS, REGISTRY_SESSIONS
 from registration.api import install
 from registration.migrate import alembic_config, upgrade
 from registration.official import as_csv, official_points
-from registration.store import OutboxEvent, Point, make_engine
+from registration.store import OutboxEvent, Point
+from servicekit.database import make_engine
 
 pytestmark = pytest.mark.integration
 OPERATOR = "test-operator-token"

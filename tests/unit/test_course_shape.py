@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.events import Level
-from devstack.broadcast import learners_at
 from devstack.course import TOPICS, Course, CourseOptions, PointScript, course_of
+from devstack.simulation import learners_at
 from registration.divisions import check_place
 from registration.importing import parse_points_csv
 from registration.official import as_csv

@@ -21,7 +21,6 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from devstack.broadcast import Broadcast
 from devstack.course import Course, CourseOptions, course_of
 from devstack.kafka import Broker, default_cache_dir, fetch, repo_root
 from devstack.registering import (
@@ -32,6 +31,7 @@ from devstack.registering import (
 )
 from devstack.services import DEFAULT_PORTS, ServiceProcess, running_services
 from devstack.simulate import DEV_OPERATOR_TOKEN
+from devstack.simulation import SimulatedCourse
 from devstack.stopping import Stopper
 from devstack.summary import summary
 from servicekit.provision import ensure_topics
@@ -96,15 +96,15 @@ async def _run_course(
             f" {course.expected_learners:,} learners expected;"
             f" ready {time.monotonic() - began:.0f} s after start"
         )
-        broadcast = Broadcast(course, tokens, attendance)
-        watching = asyncio.create_task(_watch(reporting, broadcast, dashboard))
+        simulation = SimulatedCourse(course, tokens, attendance)
+        watching = asyncio.create_task(_watch(reporting, simulation, dashboard))
         try:
-            await broadcast.run()
+            await simulation.run()
         finally:
             # Before the clients close: a request cut off by their closing would end in error.
             watching.cancel()
             await asyncio.gather(watching, return_exceptions=True)
-            await broadcast.abandon()
+            await simulation.abandon()
         console.print(
             f"The course is over. Reports: {services['reporting'].url}"
             f"/v1/courses/{options.course_code}/report?format=csv — Ctrl-C stops everything."
@@ -134,17 +134,17 @@ async def _register(
     return tokens
 
 
-async def _watch(reporting: httpx.AsyncClient, broadcast: Broadcast, dashboard: str) -> None:
+async def _watch(reporting: httpx.AsyncClient, simulation: SimulatedCourse, dashboard: str) -> None:
     with Live(console=console, refresh_per_second=2, transient=False) as live:
         while True:
             totals = None
-            if broadcast.scene.session is not None:
-                code = broadcast.scene.session.plan.code
+            if simulation.scene.session is not None:
+                code = simulation.scene.session.plan.code
                 with contextlib.suppress(httpx.TransportError):
                     answer = await reporting.get(f"/v1/sessions/{code}/totals")
                     if answer.status_code == 200:
                         totals = answer.json()
-            live.update(summary(totals, broadcast.scene, broadcast.traffic, dashboard))
+            live.update(summary(totals, simulation.scene, simulation.traffic, dashboard))
             await asyncio.sleep(1)
 
 

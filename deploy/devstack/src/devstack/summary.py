@@ -1,4 +1,4 @@
-"""The terminal's live view of a simulated broadcast: what reporting says and what we sent."""
+"""The terminal's live view of a simulated course: what reporting says and what we sent."""
 
 from typing import Any
 
@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from devstack.broadcast import Scene, Traffic
+from devstack.simulation import Scene, Traffic
 from registration.divisions import provinces
 
 WORST_PROVINCES = 5

@@ -18,7 +18,7 @@ from attendance.metrics import ProcessorMetrics
 from attendance.partitions import KafkaPartitions
 from attendance.processor import Processor, RebalanceListener, Timing
 from attendance.quality import QualityRules
-from attendance.records import RecordWriter, make_engine
+from attendance.records import RecordWriter
 from attendance.watermarks import Stamps, Watermarks, instance_name
 from contracts.events import Heartbeat, IngestWatermark, MonitorClock, PointStatus
 from contracts.registry import RegistryTable
@@ -31,6 +31,7 @@ from contracts.topics import (
     STATE_CHANGELOG,
 )
 from servicekit.catchup import CatchUp
+from servicekit.database import make_engine
 from servicekit.http import service_app
 from servicekit.kafka import (
     KAFKA_ERRORS,

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Field, SQLModel, create_engine
+from sqlmodel import Field, SQLModel
 
 from attendance.domain import Track
 from attendance.tracker import TrackKey
@@ -45,17 +45,20 @@ class AttendanceRecord(SQLModel, table=True):
     updated_at: datetime
 
 
-Moment = Callable[[float | None], Any]
+# How a moment (seconds since the epoch) is written in the driver's terms.
+TimeColumn = Callable[[float | None], Any]
 
 
-def record_of(key: TrackKey, track: Track, moment: Moment, updated_at: Any) -> tuple[Any, ...]:
-    """The record's row, in the table's column order, times written by `moment`."""
+def record_of(
+    key: TrackKey, track: Track, as_column: TimeColumn, updated_at: Any
+) -> tuple[Any, ...]:
+    """The record's row, in the table's column order, times written by `as_column`."""
     return (
         key[0],
         key[1],
         track.state.value,
-        moment(track.first_seen),
-        moment(track.last_seen),
+        as_column(track.first_seen),
+        as_column(track.last_seen),
         round(track.present_seconds, 3),
         track.reconnects,
         track.learners,
@@ -67,14 +70,8 @@ def record_of(key: TrackKey, track: Track, moment: Moment, updated_at: Any) -> t
     )
 
 
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        return create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-    return create_engine(url, pool_pre_ping=True)
-
-
 def upsert(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
-    """Write rows made by `record_of` with `moment_of(engine)`.
+    """Write rows made by `record_of` with `time_column_of(engine)`.
 
     The statement is compiled once and run with many parameter sets straight through the
     driver: SQLAlchemy's per-value type processing was a quarter of a processor's time at
@@ -88,8 +85,8 @@ def upsert(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
         connection.exec_driver_sql(sql, parameters)
 
 
-def moment_of(engine: Engine) -> Moment:
-    return _sqlite_moment if engine.dialect.name == "sqlite" else _aware_moment
+def time_column_of(engine: Engine) -> TimeColumn:
+    return _sqlite_time if engine.dialect.name == "sqlite" else _aware_time
 
 
 COLUMNS = tuple(c.name for c in AttendanceRecord.__table__.columns)  # type: ignore[attr-defined]
@@ -142,10 +139,10 @@ class RecordWriter:
         if not batch:
             return 0
         try:
-            moment = moment_of(self._engine)
-            now = moment(time.time())
+            as_column = time_column_of(self._engine)
+            now = as_column(time.time())
             await asyncio.to_thread(
-                upsert, self._engine, [record_of(k, t, moment, now) for k, t in batch.items()]
+                upsert, self._engine, [record_of(k, t, as_column, now) for k, t in batch.items()]
             )
         except SQLAlchemyError as error:
             log.warning("attendance records not written (%s); retrying", error)
@@ -154,11 +151,11 @@ class RecordWriter:
         return len(batch)
 
 
-def _aware_moment(seconds: float | None) -> datetime | None:
+def _aware_time(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def _sqlite_moment(seconds: float | None) -> str | None:
+def _sqlite_time(seconds: float | None) -> str | None:
     """What SQLAlchemy's SQLite DATETIME stores (UTC, no offset), so the ORM reads it back."""
     if seconds is None:
         return None

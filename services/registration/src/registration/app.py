@@ -13,7 +13,7 @@ from registration.api import install
 from registration.config import Settings
 from registration.migrate import upgrade
 from registration.relay import OutboxRelay
-from registration.store import make_engine
+from servicekit.database import make_engine
 from servicekit.http import service_app
 from servicekit.kafka import make_broker
 

@@ -5,7 +5,7 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 from registration.config import Settings
-from registration.store import make_engine
+from servicekit.database import make_engine
 
 
 def alembic_config(url: str) -> Config:

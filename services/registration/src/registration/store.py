@@ -19,13 +19,11 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Dialect,
-    Engine,
     LargeBinary,
     TypeDecorator,
-    event,
     func,
 )
-from sqlmodel import Column, Field, Session, SQLModel, col, create_engine, select
+from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from contracts.events import CODE_PATTERN, Channel, Level
 from registration.divisions import PlaceError, check_place, check_provinces
@@ -114,7 +112,7 @@ class Course(CourseBase, table=True):
 
 # --- sessions ------------------------------------------------------------------------------------
 
-Liveness = Annotated[float, Field(gt=0, le=3600)]
+LivenessSeconds = Annotated[float, Field(gt=0, le=3600)]
 
 
 # Shared fields of a session: one live broadcast of a course and its liveness settings.
@@ -123,9 +121,9 @@ class BroadcastBase(SQLModel):
     topic: Line = Field(default="", max_length=300)
     starts_at: Moment = Field(sa_column=_timestamp())
     ends_at: Moment = Field(sa_column=_timestamp())
-    heartbeat_interval_s: Liveness = 5.0
-    late_after_s: Liveness = 12.0
-    disconnected_after_s: Liveness = 30.0
+    heartbeat_interval_s: LivenessSeconds = 5.0
+    late_after_s: LivenessSeconds = 12.0
+    disconnected_after_s: LivenessSeconds = 30.0
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -279,23 +277,6 @@ class OutboxEvent(SQLModel, table=True):
 
 
 # --- engine and queries --------------------------------------------------------------------------
-
-
-def make_engine(url: str) -> Engine:
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=10)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _sqlite_pragmas(connection, _):  # type: ignore[no-untyped-def]
-        cursor = connection.cursor()
-        # WAL lets the relay read while a request writes; foreign keys are off by default.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    return engine
 
 
 def courses_of(db: Session, point_code: str) -> list[str]:

@@ -36,7 +36,8 @@ from reporting.config import Settings
 from reporting.incidents import IncidentDetector
 from reporting.live import PRESENT, LiveTotals, totals_of
 from reporting.metrics import TotalsCollector
-from reporting.timeline import TimelineSample, make_engine, peaks_of, save
+from reporting.timeline import TimelineSample, peaks_of, save
+from servicekit.database import make_engine
 from servicekit.http import service_app
 from servicekit.kafka import (
     ACKNOWLEDGED_WITHIN_SECONDS,

@@ -4,7 +4,7 @@ reporting database (SQLite by default, PostgreSQL in production)."""
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlmodel import Field, Session, SQLModel, col, create_engine, func, select
+from sqlmodel import Field, Session, SQLModel, col, func, select
 
 
 # One sample of a session's totals.
@@ -19,12 +19,6 @@ class TimelineSample(SQLModel, table=True):
     disconnected: int
     learners_present: int
     learners_expected: int
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        return create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-    return create_engine(url, pool_pre_ping=True)
 
 
 def save(engine: Engine, samples: list[TimelineSample]) -> None:

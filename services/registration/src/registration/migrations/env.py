@@ -19,7 +19,7 @@ def run_migrations(connection: Connection) -> None:
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    from registration.store import make_engine
+    from servicekit.database import make_engine
 
     with make_engine(context.config.get_main_option("sqlalchemy.url") or "").connect() as fresh:
         run_migrations(fresh)

@@ -1,4 +1,4 @@
-"""The simulated broadcast: every point heartbeating through the course's sessions, over HTTP.
+"""The simulated course: every point heartbeating through the course's sessions, over HTTP.
 
 Teams sites and the province halls speak for themselves on `POST /v1/heartbeats`; the communes'
 rooms reach us through their province's relay gateway, one `POST /v1/heartbeats/batch` a second
@@ -51,7 +51,7 @@ class Traffic:
 
 @dataclass
 class Scene:
-    """Where the broadcast is now, for the terminal summary."""
+    """Where the simulation is now, for the terminal summary."""
 
     session: SessionScript | None = None
     elapsed_s: float = 0.0
@@ -59,7 +59,7 @@ class Scene:
     silent_rooms: int = 0
 
 
-class Broadcast:
+class SimulatedCourse:
     def __init__(
         self,
         course: Course,
