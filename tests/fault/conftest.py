@@ -1,4 +1,5 @@
-"""Fixtures of the fault suite: clients of the shared stack, and a record of what each test saw."""
+"""Fixtures of the fault suite: clients of the shared stack, a broker and a fleet of service
+instances of a test's own (for tests that break them), and a record of what each test saw."""
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -7,10 +8,24 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.kafka import Broker
 from devstack.services import ServiceProcess
+from tests.fault.fleet import Fleet, fleet_on, own_broker
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 Figures = Callable[..., None]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    yield from own_broker(tmp_path)
+
+
+@pytest.fixture
+def fleet(broker: Broker, tmp_path: Path) -> Iterator[Fleet]:
+    """The services on `broker`, each role its own process (a test needing other settings
+    overrides this fixture)."""
+    yield from fleet_on(broker, tmp_path)
 
 
 @pytest.fixture

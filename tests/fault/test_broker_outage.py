@@ -18,7 +18,7 @@ from devstack.kafka import Broker, default_cache_dir
 from devstack.simulate import DEV_OPERATOR_TOKEN
 from tests.e2e.helpers import eventually
 from tests.fault.conftest import Figures
-from tests.fault.fleet import Fleet, Load, fault_plan, fleet_on, flowing, own_broker, register
+from tests.fault.fleet import Fleet, Load, fault_plan, fleet_on, flowing, register
 from tests.fault.oracle import (
     Allowances,
     agreement,
@@ -35,11 +35,6 @@ PUBLISH_TIMEOUT_SECONDS = 2.0
 ALLOWANCES = Allowances(publish_timeout=PUBLISH_TIMEOUT_SECONDS)
 GONE_SILENT = 3  # points whose rooms really stop while Kafka is away
 OPERATOR = {"Authorization": f"Bearer {DEV_OPERATOR_TOKEN}"}
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    yield from own_broker(tmp_path)
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -16,23 +15,13 @@ from devstack.kafka import Broker
 from devstack.simulate import DEV_OPERATOR_TOKEN, SimulatedPoint
 from tests.e2e.helpers import eventually
 from tests.fault.conftest import Figures
-from tests.fault.fleet import Fleet, Load, fault_plan, fleet_on, flowing, own_broker, register
+from tests.fault.fleet import Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import agreement, enrolled, missing_from_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 SEED = 8_001
 VICTIMS = ("ingest", "processor-0", "reporting", "registration")
 OPERATOR = {"Authorization": f"Bearer {DEV_OPERATOR_TOKEN}"}
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    yield from own_broker(tmp_path)
-
-
-@pytest.fixture
-def fleet(broker: Broker, tmp_path: Path) -> Iterator[Fleet]:
-    yield from fleet_on(broker, tmp_path)
 
 
 @contextlib.asynccontextmanager

@@ -19,7 +19,7 @@ from devstack.kafka import Broker
 from devstack.postgres import TempPostgres
 from tests.e2e.helpers import eventually
 from tests.fault.conftest import Figures
-from tests.fault.fleet import Fleet, Load, fault_plan, fleet_on, flowing, own_broker, register
+from tests.fault.fleet import Fleet, Load, fault_plan, fleet_on, flowing, register
 from tests.fault.oracle import (
     Oracle,
     agreement,
@@ -42,11 +42,6 @@ def database(postgres: TempPostgres) -> Iterator[tuple[TempPostgres, str]]:
     finally:
         set_available(postgres, name, True)
         postgres.drop_database(name)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    yield from own_broker(tmp_path)
 
 
 @pytest.fixture

@@ -7,15 +7,13 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from devstack.kafka import Broker
 from tests.e2e.helpers import eventually
 from tests.fault.conftest import Figures
-from tests.fault.fleet import Fleet, Load, fault_plan, fleet_on, flowing, own_broker, register
+from tests.fault.fleet import Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import (
     agreement,
     flaps,
@@ -29,16 +27,6 @@ SEED = 8_004
 SESSION_TIMEOUT_SECONDS = 10.0  # FastStream's (aiokafka's) default session_timeout_ms
 FROZEN_SECONDS = SESSION_TIMEOUT_SECONDS + 5
 COMMIT_FAILURE = re.compile(r"CommitFailed|commit.*fail|IllegalGeneration|UnknownMemberId", re.I)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    yield from own_broker(tmp_path)
-
-
-@pytest.fixture
-def fleet(broker: Broker, tmp_path: Path) -> Iterator[Fleet]:
-    yield from fleet_on(broker, tmp_path)
 
 
 def failures(log: str) -> list[str]:

@@ -6,14 +6,13 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from devstack.kafka import Broker
 from tests.fault.conftest import Figures
-from tests.fault.fleet import Fleet, Load, fault_plan, fleet_on, flowing, own_broker, register
+from tests.fault.fleet import Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import (
     agreement,
     committed_offsets,
@@ -36,16 +35,6 @@ CHURN = (
     ("leave", "processor-2"),
 )
 STALL_LIMIT_SECONDS = 30.0
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    yield from own_broker(tmp_path)
-
-
-@pytest.fixture
-def fleet(broker: Broker, tmp_path: Path) -> Iterator[Fleet]:
-    yield from fleet_on(broker, tmp_path)
 
 
 @contextlib.asynccontextmanager

@@ -4,14 +4,12 @@ the system has lost nothing and equals the oracle."""
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from devstack.kafka import Broker
 from tests.fault.conftest import Figures
-from tests.fault.fleet import Fleet, Load, fault_plan, fleet_on, flowing, own_broker, register
+from tests.fault.fleet import Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import agreement, missing_from_topic, processor_lag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
@@ -20,16 +18,6 @@ SEED = 8_006
 ORDER = ("ingest", "processor-0", "reporting", "registration")
 EXIT_LIMIT_SECONDS = 15.0
 CLEAN_EXIT = "Application shutdown complete"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    yield from own_broker(tmp_path)
-
-
-@pytest.fixture
-def fleet(broker: Broker, tmp_path: Path) -> Iterator[Fleet]:
-    yield from fleet_on(broker, tmp_path)
 
 
 async def test_sigterm_drains_commits_and_loses_nothing(

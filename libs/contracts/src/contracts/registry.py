@@ -1,6 +1,5 @@
 """The registry as consumers see it: the latest record per key of the compacted registry topics."""
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from contracts.events import PointRegistration, SessionSchedule
@@ -35,11 +34,3 @@ class RegistryTable:
     def point_by_token_hash(self, token_hash: str) -> PointRegistration | None:
         code = self._by_token_hash.get(token_hash)
         return None if code is None else self.points.get(code)
-
-    def enrolled(self, session: SessionSchedule) -> Iterator[PointRegistration]:
-        """Active points registered for the session's course."""
-        return (
-            point
-            for point in self.points.values()
-            if point.active and session.course_code in point.courses
-        )

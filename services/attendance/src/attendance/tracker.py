@@ -76,9 +76,6 @@ class Tracker:
         self._wheel: DeadlineWheel[TrackKey] = DeadlineWheel()
         self.clock = clock
 
-    def __len__(self) -> int:
-        return len(self._tracks)
-
     def tracks(self) -> dict[TrackKey, Track]:
         return self._tracks
 
