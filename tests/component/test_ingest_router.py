@@ -1,0 +1,255 @@
+"""The heartbeat routes in process, on a fake of Kafka's producer: every answer a point or a
+gateway can get, what reaches Kafka for each, and the refusals counted by reason. The real
+broker's side (acknowledgements, outages, rates over time) is in tests/e2e and tests/fault."""
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
+from attendance.config import Settings
+from attendance.encoding import heartbeat_of
+from attendance.ingest import (
+    BATCH_PATH,
+    HEARTBEAT_PATH,
+    ingest_body_limits,
+    ingest_metrics,
+    ingest_router,
+)
+from attendance.watermarks import Stamps
+from contracts.events import Channel, Level, PointRegistration, SessionSchedule
+from contracts.registry import RegistryTable
+from contracts.tokens import hash_token
+from servicekit.kafka import Outgoing
+from servicekit.limits import BodySizeLimit
+
+NOW = datetime.now(UTC)
+sequence = itertools.count(1)
+
+
+@dataclass
+class FakeProducer:
+    """Takes records as Kafka would, or fails each send with `failure`."""
+
+    records: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    failure: BaseException | None = None
+
+    async def publish(self, value: bytes, *, key: bytes | None = None) -> "asyncio.Future[Any]":
+        return self._sent([(key, value)])
+
+    async def publish_all(self, records: list[Outgoing]) -> list["asyncio.Future[Any]"]:
+        return [self._sent([(key, value) for key, value, _ in records])]
+
+    def _sent(self, records: list[tuple[bytes | None, bytes]]) -> "asyncio.Future[Any]":
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.failure is not None:
+            future.set_exception(self.failure)
+        else:
+            self.records += records
+            future.set_result(None)
+        return future
+
+
+def point(code: str, *, province: str = "79", **changes: Any) -> PointRegistration:
+    fields: dict[str, Any] = {
+        "code": code,
+        "name": f"Point {code}",
+        "level": Level.COMMUNE,
+        "channel": Channel.VIDEO_BRIDGE,
+        "province_code": province,
+        "courses": ("C1",),
+        "token_hash": hash_token(f"token-{code}"),
+    }
+    return PointRegistration(**(fields | changes))
+
+
+@dataclass
+class Ingest:
+    client: TestClient
+    kafka: FakeProducer
+    metrics: CollectorRegistry
+    loaded: list[bool]
+
+    def beat(self, sender: str, about: str | None = None, **changes: Any) -> Any:
+        return self.client.post(
+            HEARTBEAT_PATH, json=body(about or sender) | changes, headers=bearer(sender)
+        )
+
+    def refused(self) -> dict[str, float]:
+        return {
+            sample.labels["reason"]: sample.value
+            for family in self.metrics.collect()
+            if family.name == "heartbeats_rejected"
+            for sample in family.samples
+            if sample.name == "heartbeats_rejected_total" and sample.value
+        }
+
+    def heard(self) -> list[str]:
+        return [heartbeat_of(value)[0][1] for _, value in self.kafka.records]
+
+
+def body(code: str, session: str = "S1") -> dict[str, Any]:
+    return {
+        "point_code": code,
+        "session_code": session,
+        "seq": next(sequence),
+        "sent_at": NOW.isoformat(),
+        "learners": 12,
+    }
+
+
+def bearer(code: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer token-{code}"}
+
+
+@pytest.fixture
+def ingest() -> Iterator[Ingest]:
+    registry = RegistryTable()
+    for registered in [
+        point("P1"),
+        point("P2"),
+        point("ELSEWHERE", courses=("C2",)),
+        point("GONE", active=False),
+        point("GW", relays_for=("79",)),
+        point("NORTH", province="01"),
+    ]:
+        registry.put_point(registered)
+    registry.put_session(
+        SessionSchedule(
+            code="S1", course_code="C1", starts_at=NOW, ends_at=NOW + timedelta(hours=4)
+        )
+    )
+    settings = Settings(rate_limit_burst=3, rate_limit_per_second=0.01)
+    kafka, metrics, loaded = FakeProducer(), CollectorRegistry(), [True]
+
+    async def is_loaded() -> bool:
+        return loaded[0]
+
+    app = FastAPI()
+    app.include_router(
+        ingest_router(registry, kafka, settings, metrics, loaded=is_loaded, stamps=Stamps())  # type: ignore[arg-type]
+    )
+    limited = BodySizeLimit(
+        app,
+        default=64 * 1024,
+        per_path=ingest_body_limits(settings),
+        on_refused=ingest_metrics(metrics).body_refused,
+    )
+    with TestClient(limited, raise_server_exceptions=False) as client:
+        yield Ingest(client, kafka, metrics, loaded)
+
+
+def test_a_point_is_heard_for_itself_in_its_own_sessions_and_nothing_else(
+    ingest: Ingest,
+) -> None:
+    accepted = ingest.beat("P1")
+    assert accepted.status_code == 202
+    assert accepted.json()["heartbeat_interval_s"] == 5.0
+    no_token = ingest.client.post(HEARTBEAT_PATH, json=body("P1"))
+    unknown_token = ingest.client.post(
+        HEARTBEAT_PATH, json=body("P1"), headers={"Authorization": "Bearer pt_forged"}
+    )
+    answers = {
+        "no token": no_token.status_code,
+        "unknown token": unknown_token.status_code,
+        "another point's token": ingest.beat("P2", about="P1").status_code,
+        "not enrolled": ingest.beat("ELSEWHERE").status_code,
+        "deactivated": ingest.beat("GONE").status_code,
+        "unknown session": ingest.beat("P1", session_code="NO-SUCH").status_code,
+        "negative learners": ingest.beat("P1", learners=-3).status_code,
+        "unknown field": ingest.beat("P1", colour="red").status_code,
+        "zone-less time": ingest.beat("P1", sent_at="2026-11-23T08:00:00").status_code,
+        "10 KB": ingest.beat("P2", padding="x" * 10_000).status_code,
+    }
+    assert answers == {
+        "no token": 401,
+        "unknown token": 401,
+        "another point's token": 403,
+        "not enrolled": 403,
+        "deactivated": 403,
+        "unknown session": 404,
+        "negative learners": 422,
+        "unknown field": 422,
+        "zone-less time": 422,
+        "10 KB": 413,
+    }
+    assert ingest.heard() == ["P1"]
+    assert ingest.refused() == {
+        "unauthenticated": 2,
+        "wrong_point": 1,
+        "not_enrolled": 2,
+        "unknown_session": 1,
+        "invalid": 3,
+        "too_large": 1,
+    }
+
+
+def test_a_point_over_its_burst_is_told_when_to_come_back_and_others_are_not(
+    ingest: Ingest,
+) -> None:
+    assert [ingest.beat("P1").status_code for _ in range(4)] == [202, 202, 202, 429]
+    too_often = ingest.beat("P1")
+    assert int(too_often.headers["Retry-After"]) >= 1
+    assert ingest.beat("P2").status_code == 202
+    assert ingest.heard() == ["P1", "P1", "P1", "P2"]
+    assert ingest.refused() == {"rate_limited": 2}
+
+
+def test_a_gateway_forwards_for_its_provinces_and_each_refusal_is_listed(ingest: Ingest) -> None:
+    heartbeats = [body("P1"), body("NORTH"), body("GW"), body("ELSEWHERE"), body("P2", "NO-SUCH")]
+    answer = ingest.client.post(BATCH_PATH, json={"heartbeats": heartbeats}, headers=bearer("GW"))
+    assert answer.status_code == 202
+    assert answer.json()["accepted"] == 2
+    assert [(r["index"], r["status"], r["reason"]) for r in answer.json()["rejected"]] == [
+        (1, 403, "wrong_point"),
+        (3, 403, "not_enrolled"),
+        (4, 404, "unknown_session"),
+    ]
+    assert ingest.heard() == ["P1", "GW"]
+    not_a_gateway = ingest.client.post(
+        BATCH_PATH, json={"heartbeats": [body("P1")]}, headers=bearer("P1")
+    )
+    assert not_a_gateway.status_code == 403
+    empty = ingest.client.post(BATCH_PATH, json={"heartbeats": []}, headers=bearer("GW"))
+    assert empty.status_code == 422
+    assert ingest.refused() == {
+        "wrong_point": 1,
+        "not_enrolled": 1,
+        "unknown_session": 1,
+        "not_gateway": 1,
+        "invalid": 1,
+    }
+
+
+def test_while_the_registry_loads_every_point_is_asked_to_retry(ingest: Ingest) -> None:
+    ingest.loaded[0] = False
+    loading = ingest.beat("P1")
+    assert (loading.status_code, loading.headers["Retry-After"]) == (503, "1")
+    ingest.loaded[0] = True
+    assert ingest.beat("P1").status_code == 202
+    assert ingest.refused() == {"registry_loading": 1}
+
+
+def test_kafka_refusing_a_heartbeat_is_a_503_and_a_bug_is_not_disguised_as_one(
+    ingest: Ingest,
+) -> None:
+    ingest.kafka.failure = KafkaConnectionError()
+    away = ingest.beat("P1")
+    assert (away.status_code, away.headers["Retry-After"]) == (503, "2")
+    batch = ingest.client.post(
+        BATCH_PATH, json={"heartbeats": [body("P1"), body("GW")]}, headers=bearer("GW")
+    )
+    assert batch.status_code == 503
+    assert ingest.refused() == {"kafka_unavailable": 3}
+    ingest.kafka.failure = TypeError("a bug in the producer's path")
+    assert ingest.beat("P2").status_code == 500
+    assert ingest.refused() == {"kafka_unavailable": 3}
+    assert ingest.heard() == []
