@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
 from attendance.restore import Restored, read_changelog
@@ -53,6 +53,11 @@ class PartitionWriter:
     async def commit(self, out: Outgoing, offset: int, metadata: str) -> None:
         """Write `out` and commit `offset` (with `metadata`) as one transaction; Fenced if
         another instance took the partition, any other error if the outcome is unknown."""
+        stopped = _sender_error(self._producer)
+        if isinstance(stopped, ProducerFenced):
+            raise Fenced(f"partition {self._partition}: {stopped}")
+        if stopped is not None:
+            raise KafkaError(f"partition {self._partition}: its producer stopped ({stopped!r})")
         try:
             async with asyncio.timeout(COMMIT_TIMEOUT_SECONDS):
                 await self._transaction(out, offset, metadata)
@@ -61,38 +66,50 @@ class PartitionWriter:
 
     async def _transaction(self, out: Outgoing, offset: int, metadata: str) -> None:
         producer = self._producer
-        await producer.begin_transaction()
         pending: list[asyncio.Future[object]] = []
         try:
-            if out.changelog:
-                pending += await send_batches(
-                    producer,
-                    STATE_CHANGELOG.name,
-                    [(k, v, self._partition) for k, v in out.changelog],
+            # aiokafka's transaction: aborted on an error, unless the producer is past aborting
+            # (fenced, its sender stopped), where an abort would fail on its own state machine.
+            async with producer.transaction():
+                if out.changelog:
+                    pending += await send_batches(
+                        producer,
+                        STATE_CHANGELOG.name,
+                        [(k, v, self._partition) for k, v in out.changelog],
+                    )
+                if out.statuses:
+                    pending += await send_batches(
+                        producer, POINT_STATUS.name, [(k, v, None) for k, v in out.statuses]
+                    )
+                if out.clock is not None:
+                    pending += await send_batches(
+                        producer, MONITOR_CLOCK.name, [(*out.clock, None)]
+                    )
+                await producer.send_offsets_to_transaction(
+                    {self._input: OffsetAndMetadata(offset, metadata)}, self._group
                 )
-            if out.statuses:
-                pending += await send_batches(
-                    producer, POINT_STATUS.name, [(k, v, None) for k, v in out.statuses]
-                )
-            if out.clock is not None:
-                pending += await send_batches(producer, MONITOR_CLOCK.name, [(*out.clock, None)])
-            await producer.send_offsets_to_transaction(
-                {self._input: OffsetAndMetadata(offset, metadata)}, self._group
-            )
-            # aiokafka would commit even if a batch failed: every record must be acknowledged.
-            for outcome in await asyncio.gather(*pending, return_exceptions=True):
-                if isinstance(outcome, BaseException):
-                    raise outcome
-            await producer.commit_transaction()
+                # aiokafka would commit even if a batch failed: every record must be
+                # acknowledged.
+                for outcome in await asyncio.gather(*pending, return_exceptions=True):
+                    if isinstance(outcome, BaseException):
+                        raise outcome
         except BaseException:
             await _settle(pending)
-            with contextlib.suppress(*KAFKA_ERRORS):
-                await producer.abort_transaction()
             raise
 
     async def close(self) -> None:
         with contextlib.suppress(*KAFKA_ERRORS):
             await self._producer.stop()
+
+
+def _sender_error(producer: AIOKafkaProducer) -> BaseException | None:
+    """What stopped the producer's sender, for good (aiokafka exposes no public health of it):
+    a fenced producer's sender ends with ProducerFenced."""
+    sender = producer._sender.sender_task
+    if sender is None or not sender.done() or sender.cancelled():
+        return None
+    error: BaseException | None = sender.exception()
+    return error
 
 
 async def _settle(pending: Sequence["asyncio.Future[object]"]) -> None:
