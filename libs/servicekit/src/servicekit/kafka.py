@@ -13,7 +13,7 @@ from aiokafka.structs import RecordMetadata
 from faststream import AckPolicy
 from faststream.exceptions import IncorrectState
 from faststream.kafka import KafkaBroker
-from faststream.kafka.message import KafkaMessage
+from faststream.kafka.message import FAKE_CONSUMER, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
@@ -79,8 +79,11 @@ def make_broker(
     )
 
 
-def subscribe_whole(broker: KafkaBroker, *topics: str, title: str) -> BatchSubscriber:
-    """A subscriber that reads `topics` whole, from the beginning, outside any consumer group.
+def subscribe_whole(
+    broker: KafkaBroker, *topics: str, title: str, max_records: int | None = None
+) -> BatchSubscriber:
+    """A subscriber that reads `topics` whole, from the beginning, outside any consumer group,
+    in batches (of at most `max_records`) of raw records that handlers decode themselves.
 
     For compacted topics read as tables: every instance holds all of it, and a fresh instance
     rebuilds exactly the state the others hold.
@@ -88,11 +91,27 @@ def subscribe_whole(broker: KafkaBroker, *topics: str, title: str) -> BatchSubsc
     return broker.subscriber(
         *topics,
         batch=True,
+        max_records=max_records,
         group_id=None,
         auto_offset_reset="earliest",
+        # Statuses are written in the processor's transactions: only committed ones are true.
+        isolation_level="read_committed",
         ack_policy=AckPolicy.ACK_FIRST,
+        parser=as_batch,
         decoder=undecoded,
         title=title,
+    )
+
+
+async def as_batch(records: tuple[Record, ...], _: object) -> KafkaMessage:
+    """The batch as a message, without FastStream's parser: it turns every record's headers
+    into a dict, which these handlers never read, for a tenth of a rebuild's time."""
+    first, last = records[0], records[-1]
+    return KafkaMessage(
+        records,
+        b"",
+        message_id=f"{first.offset}-{last.offset}-{first.timestamp}",
+        consumer=FAKE_CONSUMER,
     )
 
 

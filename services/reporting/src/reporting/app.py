@@ -11,10 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
-from faststream.kafka.message import FAKE_CONSUMER
-from faststream.kafka.message import KafkaMessage as BatchMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,7 +43,7 @@ from servicekit.kafka import (
     Record,
     make_broker,
     records_of,
-    undecoded,
+    subscribe_whole,
 )
 
 log = logging.getLogger(__name__)
@@ -74,34 +71,7 @@ BATCH_RECORDS = 500
 
 
 def subscribe_table(*topics: str, title: str) -> BatchSubscriber:
-    """`servicekit.kafka.subscribe_whole`'s subscriber (whole topics from the beginning,
-    outside any consumer group, records left undecoded) in batches of `BATCH_RECORDS`, the
-    records passed as they are."""
-    return broker.subscriber(
-        *topics,
-        batch=True,
-        max_records=BATCH_RECORDS,
-        group_id=None,
-        auto_offset_reset="earliest",
-        # Statuses are written in the processor's transactions: only committed ones are true.
-        isolation_level="read_committed",
-        ack_policy=AckPolicy.ACK_FIRST,
-        parser=as_batch,
-        decoder=undecoded,
-        title=title,
-    )
-
-
-async def as_batch(records: tuple[Record, ...], _: object) -> BatchMessage:
-    """The batch as a message, without FastStream's parser: it turns every record's headers
-    into a dict, which these handlers never read, for a tenth of a rebuild's time."""
-    first, last = records[0], records[-1]
-    return BatchMessage(
-        records,
-        b"",
-        message_id=f"{first.offset}-{last.offset}-{first.timestamp}",
-        consumer=FAKE_CONSUMER,
-    )
+    return subscribe_whole(broker, *topics, title=title, max_records=BATCH_RECORDS)
 
 
 registry_in = subscribe_table(REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, title="on_registry")
