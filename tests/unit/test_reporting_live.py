@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from contracts.events import Channel, Level, PointState, SessionSchedule
 from contracts.wire import PointRecord, PointStatusRecord
 from reporting.live import LiveTotals, totals_of
+from reporting.timeline import sampled
 
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 SESSIONS = {
@@ -183,3 +184,35 @@ def test_deferred_records_settle_to_the_incremental_totals(
             catching_up.settle()
     catching_up.settle()
     assert tallies(catching_up) == tallies(incremental)
+
+
+def test_the_groups_of_each_session_and_its_samples_while_on_air() -> None:
+    live = LiveTotals()
+    live.put_session(SESSIONS["S1"], NOW)
+    live.put_point(point("P1", 0, 0, ("C1",), True, 10), NOW)
+    live.put_point(point("P2", 2, 1, ("C1",), True, 20), NOW)
+    live.put_status(status("S1", "P1", PointState.CONNECTED, 7), NOW)
+    assert live.registered_by_group() == {
+        ("S1", "province", "01"): 1,
+        ("S1", "province", "79"): 1,
+        ("S1", "channel", "video_bridge"): 1,
+        ("S1", "channel", "teams"): 1,
+    }
+    (sample,) = sampled(live, NOW + timedelta(minutes=1))
+    assert (sample.session_code, sample.registered, sample.connected) == ("S1", 2, 1)
+    assert (sample.learners_present, sample.learners_expected) == (7, 30)
+    assert sampled(live, NOW + timedelta(hours=4)) == []  # the session has ended
+    assert sampled(live, NOW - timedelta(seconds=1)) == []  # not started yet
+
+
+def test_peaks_from_before_a_restart_are_kept_if_higher() -> None:
+    live = LiveTotals()
+    live.put_session(SESSIONS["S1"], NOW)
+    live.put_point(point("P1", 0, 0, ("C1",), True, 10), NOW)
+    live.put_status(status("S1", "P1", PointState.CONNECTED, 7), NOW)
+    live.settle()
+    live.raise_peaks("S1", connected=40, learners=3)
+    live.raise_peaks("NO-SUCH", connected=99, learners=99)  # no such session: nothing
+    view = live.view("S1")
+    assert view is not None
+    assert (view.peak_connected.value, view.peak_learners.value) == (40, 7)

@@ -20,7 +20,7 @@ from sse_starlette.sse import EventSourceResponse
 from contracts.events import Counts, PointState, SessionSchedule, Totals
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, SessionView, totals_of
-from reporting.reports import as_csv, by_province, course_lines, point_line
+from reporting.reports import PointLine, as_csv, by_province, course_lines, point_line
 from reporting.timeline import TimelineSample, samples_of
 
 SILENT = (PointState.DISCONNECTED, PointState.LATE)
@@ -223,12 +223,7 @@ def reporting_router(
         lines.sort(key=lambda line: (line.province_code, line.code))
         provinces = by_province(lines)
         if format is ReportFormat.csv:
-            filename = f"attendance-{session_code}.csv"
-            return Response(
-                as_csv(lines),
-                media_type="text/csv; charset=utf-8",
-                headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-            )
+            return _csv_download(lines, f"attendance-{session_code}.csv")
         if format is ReportFormat.html:
             return templates.TemplateResponse(
                 request,
@@ -263,12 +258,7 @@ def reporting_router(
         ]
         lines = course_lines(per_session)
         if format is ReportFormat.csv:
-            filename = f"attendance-{course_code}.csv"
-            return Response(
-                as_csv(lines),
-                media_type="text/csv; charset=utf-8",
-                headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-            )
+            return _csv_download(lines, f"attendance-{course_code}.csv")
         report = {
             "course_code": course_code,
             "as_of": now.isoformat(),
@@ -316,3 +306,11 @@ def _here() -> Any:
     from pathlib import Path
 
     return Path(__file__).parent
+
+
+def _csv_download(lines: list[PointLine], filename: str) -> Response:
+    return Response(
+        as_csv(lines),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
 from contracts.codec import ContractError, decode, encode
-from contracts.events import MonitorClock, PointState, SessionSchedule, Totals
+from contracts.events import MonitorClock, SessionSchedule, Totals
 from contracts.topics import (
     MONITOR_CLOCK,
     POINT_STATUS,
@@ -26,14 +26,14 @@ from contracts.topics import (
     TOTALS,
     session_key,
 )
-from contracts.wire import PointStatusRecord, read_point, read_status
+from contracts.wire import read_point, read_status
 from reporting.api import reporting_router
 from reporting.catchup import Tables
 from reporting.config import Settings
 from reporting.incidents import IncidentDetector
-from reporting.live import PRESENT, LiveTotals, totals_of
+from reporting.live import LiveTotals, totals_of
 from reporting.metrics import TotalsCollector
-from reporting.timeline import TimelineSample, peaks_of, save
+from reporting.timeline import peaks_of, sampled, save
 from servicekit.database import make_engine
 from servicekit.http import service_app
 from servicekit.kafka import (
@@ -103,7 +103,7 @@ async def on_point_status(message: KafkaMessage) -> None:
             await dead_letters.park(record, error)
             continue
         before = live.put_status(status, status.last_heartbeat_at or status.since, defer=defer)
-        _watch_for_incidents(before, status)
+        detector.status_changed(before, status, live.registry.points.get(status.point_code))
     if not await tables.loading():  # also when another handler finished loading meanwhile
         live.settle()
 
@@ -135,30 +135,12 @@ def _apply_registry(record: Record, now: datetime, defer: bool) -> None:
 
 
 def _restore_peaks(session_code: str) -> None:
-    view = live.view(session_code)
-    if view is None:
-        return
     try:
         connected, learners = peaks_of(engine, session_code)
     except SQLAlchemyError as error:  # no timeline table yet, or the database away
         log.info("peaks of %s not restored from the timeline (%s)", session_code, error)
         return
-    view.peak_connected.value = max(view.peak_connected.value, connected)
-    view.peak_learners.value = max(view.peak_learners.value, learners)
-
-
-def _watch_for_incidents(before: PointStatusRecord | None, after: PointStatusRecord) -> None:
-    if after.state is PointState.DISCONNECTED and (before is None or before.state in PRESENT):
-        point = live.registry.points.get(after.point_code)
-        if point is None:
-            return
-        groups = [
-            (after.session_code, "province", point.province_code or "--"),
-            (after.session_code, "channel", point.channel.value),
-        ]
-        detector.dropped(after.session_code, after.point_code, groups, after.since)
-    elif after.state in PRESENT and before is not None:  # a first status has no drop to end
-        detector.back(after.session_code, after.point_code)
+    live.raise_peaks(session_code, connected, learners)
 
 
 async def publish_snapshots(every: float) -> None:
@@ -195,21 +177,7 @@ async def watch_judgement(every: float) -> None:
 async def sample_timeline(every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        now = datetime.now(UTC).replace(microsecond=0)
-        samples = [
-            TimelineSample(
-                session_code=code,
-                at=now,
-                registered=v.overall.registered,
-                connected=v.overall.connected,
-                late=v.overall.states[PointState.LATE],
-                disconnected=v.overall.states[PointState.DISCONNECTED],
-                learners_present=v.overall.learners_present,
-                learners_expected=v.overall.learners_expected,
-            )
-            for code, v in list(live.sessions.items())
-            if _running(code, now)
-        ]
+        samples = sampled(live, datetime.now(UTC).replace(microsecond=0))
         try:
             await asyncio.to_thread(save, engine, samples)
         except SQLAlchemyError as error:
@@ -219,13 +187,7 @@ async def sample_timeline(every: float) -> None:
 async def watch_incidents(every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        registered = {
-            (code, kind, group): tally.registered
-            for code, view in list(live.sessions.items())
-            for kind, groups in (("province", view.provinces), ("channel", view.channels))
-            for group, tally in groups.items()
-        }
-        opened, _ = detector.tick(datetime.now(UTC), registered)
+        opened, _ = detector.tick(datetime.now(UTC), live.registered_by_group())
         for incident in opened:
             log.warning(
                 "incident: %s %s of %s, %d points down",
@@ -234,11 +196,6 @@ async def watch_incidents(every: float) -> None:
                 incident.session_code,
                 len(incident.points),
             )
-
-
-def _running(code: str, now: datetime) -> bool:
-    session = live.registry.sessions.get(code)
-    return session is not None and session.starts_at <= now <= session.ends_at
 
 
 @asynccontextmanager

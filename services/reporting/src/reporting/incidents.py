@@ -5,6 +5,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from contracts.events import PointState
+from contracts.wire import PointRecord, PointStatusRecord
+
+PRESENT = (PointState.CONNECTED, PointState.LATE)
+
 
 @dataclass(frozen=True)
 class IncidentRules:
@@ -62,6 +67,25 @@ class IncidentDetector:
                 drops.extend(remaining)
         for incident in self.open.values():
             incident.points.discard(point)
+
+    def status_changed(
+        self,
+        before: PointStatusRecord | None,
+        after: PointStatusRecord,
+        point: PointRecord | None,
+    ) -> None:
+        """A point's new status (`before` its last one, None for its first): a drop from
+        present counts against its province and channel; a present status ends any drop."""
+        if after.state is PointState.DISCONNECTED and (before is None or before.state in PRESENT):
+            if point is None:
+                return
+            groups = [
+                (after.session_code, "province", point.province_code or "--"),
+                (after.session_code, "channel", point.channel.value),
+            ]
+            self.dropped(after.session_code, after.point_code, groups, after.since)
+        elif after.state in PRESENT and before is not None:  # a first status has no drop to end
+            self.back(after.session_code, after.point_code)
 
     def tick(
         self, now: datetime, registered: dict[GroupKey, int]

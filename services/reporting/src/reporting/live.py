@@ -19,8 +19,8 @@ from typing import NamedTuple, TypeVar
 
 from contracts.events import Channel, Counts, Level, PointState, SessionSchedule, Totals
 from contracts.wire import PointRecord, PointStatusRecord
+from reporting.incidents import PRESENT
 
-PRESENT = (PointState.CONNECTED, PointState.LATE)
 NO_PROVINCE = "--"
 T = TypeVar("T")
 
@@ -279,6 +279,26 @@ class LiveTotals:
         self._stale_at = None
 
     # --- views ---------------------------------------------------------------------------------
+
+    def on_air(self, session_code: str, now: datetime) -> bool:
+        session = self.registry.sessions.get(session_code)
+        return session is not None and session.starts_at <= now <= session.ends_at
+
+    def registered_by_group(self) -> dict[tuple[str, str, str], int]:
+        """Points registered in each (session, "province" or "channel", group)."""
+        return {
+            (code, kind, group): tally.registered
+            for code, view in list(self.sessions.items())
+            for kind, groups in (("province", view.provinces), ("channel", view.channels))
+            for group, tally in groups.items()
+        }
+
+    def raise_peaks(self, session_code: str, connected: int, learners: int) -> None:
+        """Peaks seen before a restart (kept in the timeline) still count."""
+        view = self.sessions.get(session_code)
+        if view is not None:
+            view.peak_connected.value = max(view.peak_connected.value, connected)
+            view.peak_learners.value = max(view.peak_learners.value, learners)
 
     def view(self, session_code: str) -> SessionView | None:
         return self.sessions.get(session_code)

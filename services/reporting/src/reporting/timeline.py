@@ -6,6 +6,9 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
+from contracts.events import PointState
+from reporting.live import LiveTotals
+
 
 # One sample of a session's totals.
 class TimelineSample(SQLModel, table=True):
@@ -19,6 +22,24 @@ class TimelineSample(SQLModel, table=True):
     disconnected: int
     learners_present: int
     learners_expected: int
+
+
+def sampled(live: LiveTotals, at: datetime) -> list[TimelineSample]:
+    """A sample of every session on air at `at`."""
+    return [
+        TimelineSample(
+            session_code=code,
+            at=at,
+            registered=view.overall.registered,
+            connected=view.overall.connected,
+            late=view.overall.states[PointState.LATE],
+            disconnected=view.overall.states[PointState.DISCONNECTED],
+            learners_present=view.overall.learners_present,
+            learners_expected=view.overall.learners_expected,
+        )
+        for code, view in list(live.sessions.items())
+        if live.on_air(code, at)
+    ]
 
 
 def save(engine: Engine, samples: list[TimelineSample]) -> None:
