@@ -7,8 +7,8 @@ bare consumer in its own group doing `getmany` + `json.loads` until it read M re
 attendance process (processor only), timed from its start until its group's committed offsets
 cover the backlog, and from its first processed record (its /metrics) to done. A fresh broker
 per run, so no run restores what the previous one wrote. `--profile` adds, on the last run's
-broker, an in-process `Processor` fed the same backlog with the service's publishers, bare
-aiokafka publishers and none, and a cProfile of it.
+broker, an in-process `Processor` fed the same backlog with the service's writers (one
+transactional producer per partition), with writers that write nothing, and a cProfile of it.
 
 `--py-spy` records the attendance process (`py-spy record --gil`; py-spy on PATH, else
 `uvx py-spy`) while it processes the backlog, and prints where the time with the GIL held goes.
