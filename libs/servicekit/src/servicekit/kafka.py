@@ -213,7 +213,8 @@ def aiokafka_producer(broker: KafkaBroker) -> AIOKafkaProducer:
 def records_of(message: KafkaMessage) -> Sequence[Record]:
     """The raw records of a batch message (a single record for a non-batch subscriber)."""
     raw: Any = message.raw_message
-    return raw if isinstance(raw, tuple) else (raw,)
+    # A tuple from aiokafka, a list from FastStream's TestKafkaBroker.
+    return raw if isinstance(raw, (tuple, list)) else (raw,)
 
 
 class DeadLetters:
@@ -244,7 +245,7 @@ class DeadLetters:
         # (`servicekit.healing`) or Kafka away is waited out.
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(KAFKA_ERRORS),
-            wait=wait_exponential_jitter(initial=0.1, max=5.0),
+            wait=wait_exponential_jitter(multiplier=0.1, max=5.0),
             before_sleep=lambda state: log.warning(
                 "dead letter not written yet (%r); retrying",
                 state.outcome and state.outcome.exception(),
