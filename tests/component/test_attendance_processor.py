@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from attendance.domain import Liveness, Track
 from attendance.encoding import heartbeat_record, restored, watermark_record
 from attendance.metrics import ProcessorMetrics
-from attendance.partitions import Fenced, Outgoing
+from attendance.partitions import Fenced, Outgoing, TimedOut
 from attendance.processor import LOG_APPEND_TIME, Processor, Timing
 from attendance.quality import QualityRules
 from attendance.restore import Restored
@@ -46,7 +46,9 @@ class FakeKafka:
     def __init__(self) -> None:
         self.partitions: dict[int, Committed] = {}
         self.epochs: dict[int, int] = {}
-        self.fail_next: set[int] = set()
+        # The error the next commit of a partition fails with, its outcome unknown (here: not
+        # committed).
+        self.fail_next: dict[int, Exception] = {}
 
     def held(self, partition: int) -> Committed:
         return self.partitions.setdefault(partition, Committed())
@@ -64,9 +66,9 @@ class FakeWriter:
     async def commit(self, out: Outgoing, offset: int, metadata: str) -> None:
         if self._kafka.epochs[self._partition] != self._epoch:
             raise Fenced(f"partition {self._partition}")
-        if self._partition in self._kafka.fail_next:
-            self._kafka.fail_next.discard(self._partition)
-            raise KafkaTimeoutError()  # the outcome unknown: here, not committed
+        failure = self._kafka.fail_next.pop(self._partition, None)
+        if failure is not None:
+            raise failure
         held = self._kafka.held(self._partition)
         held.changelog.update(out.changelog)
         held.statuses += [value for _, value in out.statuses]
@@ -156,15 +158,21 @@ class Log:
     def __init__(self) -> None:
         self.records: list[Record] = []
 
-    def beat(self, point: str, seq: int, at: float, learners: int = 10) -> None:
+    def beat(
+        self, point: str, seq: int, at: float, learners: int = 10, *, appended: float = 0.0
+    ) -> None:
+        """A heartbeat received at `at`, in the log `appended` seconds later."""
         value = heartbeat_record(point, "S1", seq, moment(at), moment(at), learners, None, False)
-        self.records.append(record(0, len(self.records), point_key(point), value, at))
+        self.records.append(record(0, len(self.records), point_key(point), value, at + appended))
 
-    def marks(self, start: float, until: float, every: float = 0.25) -> None:
+    def marks(
+        self, start: float, until: float, every: float = 0.25, *, appended: float = 0.0
+    ) -> None:
         at = start
         while at <= until + 1e-9:
             value = watermark_record("ingest-1", at)
-            self.records.append(record(0, len(self.records), watermark_key("ingest-1"), value, at))
+            key = watermark_key("ingest-1")
+            self.records.append(record(0, len(self.records), key, value, at + appended))
             at += every
 
 
@@ -234,12 +242,17 @@ async def test_a_commit_carries_the_decisions_the_clock_and_the_offset(log: Log)
     assert json.loads(held.metadata)["now"] == START + 4.0
 
 
-async def test_a_failed_commit_is_decided_again_the_same_way(log: Log) -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [KafkaTimeoutError(), TimedOut("partition 0: aborted by the broker, open past its timeout")],
+    ids=["unknown outcome", "timed out on the broker"],
+)
+async def test_a_failed_commit_is_decided_again_the_same_way(log: Log, failure: Exception) -> None:
     kafka = FakeKafka()
     made, partitions = processor(kafka)
     consumer = FakeConsumer({0: log.records})
     await take(made, consumer)
-    kafka.fail_next.add(0)
+    kafka.fail_next[0] = failure
     await feed(made, consumer)  # fails: nothing committed, the partition taken again
     assert kafka.held(0).offset is None and partitions.writers[0].closed
     assert consumer.positions[0] == 0  # set back to what was committed: the beginning
@@ -285,6 +298,31 @@ async def test_a_restart_resumes_where_the_commit_left_off_outages_included() ->
     assert consumer.positions[0] == len(first.records)
     await feed(again, consumer)
     assert states(kafka, "A") == ["connected"]  # never late, no reconnect
+    assert track(kafka, "A").reconnects == 0
+
+
+async def test_what_kafka_took_too_late_to_acknowledge_is_the_monitors_outage() -> None:
+    """The partition without a leader from START + 1 to START + 12: what the ingest handed
+    over meanwhile lands at once when it has one again. What waited longer than the ingest's
+    timeout was answered 503: those heartbeats are not taken, and those watermarks prove no
+    accepting either, so that stretch is no point's silence."""
+    log = Log()
+    log.beat("A", 1, START)
+    log.marks(START + 0.25, START + 1.0)
+    back = START + 12.0
+    for step in range(5, 48):  # START + 1.25 to START + 11.75, in the order handed over
+        at = START + step * 0.25
+        if step % 8 == 4:  # A beats every 2 s, from START + 3
+            log.beat("A", step // 8 + 1, at, appended=back - at)
+        log.marks(at, at, appended=back - at)
+    log.beat("A", 7, back + 0.1)
+    log.marks(back + 0.25, back + 2.0)
+    kafka = FakeKafka()
+    made, _ = processor(kafka)
+    consumer = FakeConsumer({0: log.records})
+    await take(made, consumer)
+    await feed(made, consumer)
+    assert states(kafka, "A") == ["connected"]
     assert track(kafka, "A").reconnects == 0
 
 

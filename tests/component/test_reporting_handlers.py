@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from faststream.kafka import TestKafkaBroker
+from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts.codec import encode
@@ -36,6 +36,7 @@ from contracts.topics import (
     session_key,
     status_key,
 )
+from servicekit.kafka import records_of
 
 COURSE = "C-1"
 POINTS = (("P-1", "01", 30), ("P-2", "01", 20), ("P-3", "02", 10))
@@ -60,10 +61,11 @@ def parked() -> list[tuple[str, bytes]]:
 @pytest.fixture(scope="module")
 async def kafka(reporting: ModuleType, parked: list[tuple[str, bytes]]) -> AsyncIterator[Any]:
     read = (REGISTRY_POINTS.name, POINT_STATUS.name, MONITOR_CLOCK.name)
+    broker: KafkaBroker = reporting.broker
 
-    @reporting.broker.subscriber(*(dead_letter_name(topic) for topic in read))
+    @broker.subscriber(*(dead_letter_name(topic) for topic in read))
     async def dead_letter(message: KafkaMessage) -> None:
-        parked.append((message.raw_message.topic, message.body))
+        parked.extend((record.topic, message.body) for record in records_of(message))
 
     async with TestKafkaBroker(reporting.broker) as broker:
         yield broker

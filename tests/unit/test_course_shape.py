@@ -68,7 +68,7 @@ def test_the_same_seed_gives_the_same_course() -> None:
     assert first == second
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(points=st.integers(1, 4_000), seed=st.integers(0, 1_000))
 def test_any_size_gives_that_many_distinct_points_and_an_outage_inside_one_province(
     points: int, seed: int

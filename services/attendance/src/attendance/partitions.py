@@ -10,6 +10,7 @@ no fencing by group generation; this is the design Kafka Streams called `exactly
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,10 +27,19 @@ log = logging.getLogger(__name__)
 # How long a commit may take before it counts as failed (its outcome is then unknown, and the
 # partition is restored from what Kafka says was committed).
 COMMIT_TIMEOUT_SECONDS = 15.0
+# The broker aborts a transaction left open this long and bumps the producer's epoch, which
+# then fails as fenced though no other instance took the partition (aiokafka's default, set
+# here because the writer tells the two apart by it).
+TRANSACTION_TIMEOUT_SECONDS = 60.0
 
 
 class Fenced(RuntimeError):
     """Another instance holds the partition now: drop it, never write for it again."""
+
+
+class TimedOut(KafkaError):  # type: ignore[misc]  # aiokafka's errors are untyped
+    """The broker aborted the transaction, open past its timeout (Kafka away that long): the
+    partition is still this instance's, to take again from what was committed."""
 
 
 @dataclass
@@ -44,11 +54,19 @@ class Outgoing:
 class PartitionWriter:
     """One owned partition's transactional producer."""
 
-    def __init__(self, producer: AIOKafkaProducer, partition: int, group: str) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        partition: int,
+        group: str,
+        *,
+        transaction_timeout: float = TRANSACTION_TIMEOUT_SECONDS,
+    ) -> None:
         self._producer = producer
         self._input = TopicPartition(HEARTBEATS.name, partition)
         self._partition = partition
         self._group = group
+        self._transaction_timeout = transaction_timeout
 
     async def commit(self, out: Outgoing, offset: int, metadata: str) -> None:
         """Write `out` and commit `offset` (with `metadata`) as one transaction; Fenced if
@@ -58,10 +76,15 @@ class PartitionWriter:
             raise Fenced(f"partition {self._partition}: {stopped}")
         if stopped is not None:
             raise KafkaError(f"partition {self._partition}: its producer stopped ({stopped!r})")
+        began = time.monotonic()
         try:
             async with asyncio.timeout(COMMIT_TIMEOUT_SECONDS):
                 await self._transaction(out, offset, metadata)
         except ProducerFenced as error:
+            # aiokafka's abort of a timed-out commit waits for Kafka, so the commit can
+            # outlast its own deadline by as long as Kafka is away.
+            if time.monotonic() - began >= self._transaction_timeout:
+                raise TimedOut(f"partition {self._partition}: {error}") from error
             raise Fenced(f"partition {self._partition}: {error}") from error
 
     async def _transaction(self, out: Outgoing, offset: int, metadata: str) -> None:
@@ -143,6 +166,7 @@ class KafkaPartitions:
             bootstrap_servers=self._bootstrap,
             client_id=f"{self._client_id}-{partition}",
             transactional_id=self.transactional_id(partition),
+            transaction_timeout_ms=int(TRANSACTION_TIMEOUT_SECONDS * 1000),
             **PRODUCER_SETTINGS,
         )
         return PartitionWriter(await started(producer), partition, self._group)

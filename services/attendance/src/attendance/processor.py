@@ -60,7 +60,8 @@ class Timing:
     outage_after: float = 1.0
     gone_after: float = 10.0
     # A heartbeat that reached Kafka this long after it was received was answered 503 (the
-    # ingest's publish timeout): it was never accepted, and is not taken.
+    # ingest's publish timeout): it was never accepted, and is not taken. Nor is a watermark
+    # stored this late after its moment.
     stale_after: float = 5.0
 
 
@@ -190,7 +191,7 @@ class Processor:
                 await self._seek(partition, owned.position)
                 return
         tracker, pending = owned.tracker, owned.pending
-        stale_after, newest, beats = self._timing.stale_after, 0.0, 0
+        newest, beats = 0.0, 0
         for record in records:
             key = record.key
             if key is not None and key.startswith(WATERMARK_PREFIX):
@@ -199,17 +200,17 @@ class Processor:
                 except ContractError as error:
                     await self._dead_letters.park(record, error)
                     continue
-                tracker.on_watermark(ingest, at, final, pending)
+                # Written that late, it proves no accepting: the heartbeats handed over with it
+                # were answered 503. Taken, it would fill the gap that excuses the outage.
+                if not self._stale(record, at):
+                    tracker.on_watermark(ingest, at, final, pending)
                 continue
             try:
                 track_key, beat = heartbeat_of(record.value)
             except ContractError as error:
                 await self._dead_letters.park(record, error)
                 continue
-            if (
-                record.timestamp_type == LOG_APPEND_TIME
-                and record.timestamp / 1000 - beat.received_at > stale_after
-            ):
+            if self._stale(record, beat.received_at):
                 self._count_stale()
                 continue
             beats += 1
@@ -373,6 +374,14 @@ class Processor:
     def _count_transaction(self, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.transactions.labels(outcome).inc()
+
+    def _stale(self, record: Record, stamped_at: float) -> bool:
+        """Whether Kafka stored the record past the ingest's publish timeout after its stamp."""
+        appended: float = record.timestamp / 1000
+        return (
+            record.timestamp_type == LOG_APPEND_TIME
+            and appended - stamped_at > self._timing.stale_after
+        )
 
     def _count_stale(self) -> None:
         if self._metrics is not None:
