@@ -326,6 +326,29 @@ async def test_what_kafka_took_too_late_to_acknowledge_is_the_monitors_outage() 
     assert track(kafka, "A").reconnects == 0
 
 
+async def test_a_point_waiting_for_its_answer_is_not_silent() -> None:
+    """Kafka slow for 4 s, within the ingest's timeout: A's heartbeat at START + 1 is answered
+    (202) only when it is stored, at START + 5, and A, like every agent, sends the next one
+    after the answer. The watermarks of those 4 s are stored with it: the monitor was
+    accepting, but A was waiting on the monitor, not silent."""
+    log = Log()
+    log.beat("A", 1, START)
+    log.marks(START + 0.25, START + 0.75)
+    log.beat("A", 2, START + 1.0, appended=4.0)
+    for step in range(5, 20):  # START + 1.25 to START + 4.75, stored at START + 5
+        at = START + step * 0.25
+        log.marks(at, at, appended=START + 5.0 - at)
+    log.beat("A", 3, START + 5.05)
+    log.marks(START + 5.25, START + 7.0)
+    kafka = FakeKafka()
+    made, _ = processor(kafka)
+    consumer = FakeConsumer({0: log.records})
+    await take(made, consumer)
+    await feed(made, consumer)
+    assert states(kafka, "A") == ["connected"]
+    assert track(kafka, "A").reconnects == 0
+
+
 async def test_a_stop_drains_the_partitions_and_commits_them(log: Log) -> None:
     kafka = FakeKafka()
     made, _ = processor(kafka)

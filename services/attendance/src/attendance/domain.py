@@ -1,9 +1,10 @@
 """Connection state of a point in a session: pure decisions, no I/O.
 
 Times are seconds since the epoch as the *server* saw them: liveness is never judged by the
-point's own clock. Silence is measured from `silent_since`, which is the last heartbeat moved
-later by every stretch in which the monitor itself could not accept heartbeats (see
-`attendance.clock`): the monitor's outage is not the points' silence.
+point's own clock. Silence is measured from `silent_since`: the last heartbeat, or its answer
+when the monitor was slow to give it (an agent sends its next heartbeat after the answer),
+moved later by every stretch in which the monitor itself could not accept heartbeats (see
+`attendance.clock`): the monitor's own slowness and outages are not the points' silence.
 """
 
 from collections.abc import Callable
@@ -28,6 +29,8 @@ class Beat(NamedTuple):
     received_at: float
     learners: int
     leaving: bool = False
+    # When the monitor answered it (Kafka stored it), if later than `received_at`.
+    answered_at: float | None = None
 
 
 class Track(NamedTuple):
@@ -97,9 +100,7 @@ def on_beat(track: Track, beat: Beat) -> Track:
         count_varied=track.count_varied
         or (track.first_seen is not None and counted and beat.learners != track.learners),
         flags=track.flags,
-        silent_since=last_seen
-        if track.silent_since is None
-        else max(track.silent_since, last_seen),
+        silent_since=_latest(track.silent_since, last_seen, beat.answered_at),
     )
 
 
@@ -162,6 +163,11 @@ def is_visible_change(before: Track, after: Track) -> bool:
         or before.reconnects != after.reconnects
         or before.flags != after.flags
     )
+
+
+def _latest(silent_since: float | None, last_seen: float, answered_at: float | None) -> float:
+    heard = last_seen if answered_at is None or answered_at < last_seen else answered_at
+    return heard if silent_since is None or silent_since < heard else silent_since
 
 
 def _fold(

@@ -52,13 +52,16 @@ class TrackSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 _restore = reader(TrackSnapshot, "TrackSnapshot")
 
 
-def heartbeat_of(data: bytes | None) -> tuple[tuple[str, str], Beat]:
-    """The track key and the beat of a heartbeat record; ContractError if it is not one."""
+def heartbeat_of(
+    data: bytes | None, answered_at: float | None = None
+) -> tuple[tuple[str, str], Beat]:
+    """The track key and the beat of a heartbeat record (answered at `answered_at`, when
+    known); ContractError if it is not one."""
     beat = read_heartbeat(data)
     if not (is_code(beat.point_code) and is_code(beat.session_code)):
         raise ContractError("not a valid Heartbeat: a point or session code out of pattern")
     return (sys.intern(beat.session_code), beat.point_code), Beat(
-        beat.seq, beat.received_at.timestamp(), beat.learners, beat.leaving
+        beat.seq, beat.received_at.timestamp(), beat.learners, beat.leaving, answered_at
     )
 
 

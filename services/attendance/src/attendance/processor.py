@@ -65,6 +65,14 @@ class Timing:
     stale_after: float = 5.0
 
 
+def _stored_at(record: Record) -> float | None:
+    """When the broker stored the record (the ingest answers once it has), if it says."""
+    if record.timestamp_type != LOG_APPEND_TIME:
+        return None
+    stored_at: float = record.timestamp / 1000
+    return stored_at
+
+
 class Writer(Protocol):
     async def commit(self, out: Outgoing, offset: int, metadata: str) -> None: ...
 
@@ -193,7 +201,7 @@ class Processor:
         tracker, pending = owned.tracker, owned.pending
         newest, beats = 0.0, 0
         for record in records:
-            key = record.key
+            key, stored_at = record.key, _stored_at(record)
             if key is not None and key.startswith(WATERMARK_PREFIX):
                 try:
                     ingest, at, final = watermark_of(record.value)
@@ -202,15 +210,15 @@ class Processor:
                     continue
                 # Written that late, it proves no accepting: the heartbeats handed over with it
                 # were answered 503. Taken, it would fill the gap that excuses the outage.
-                if not self._stale(record, at):
+                if not self._stale(stored_at, at):
                     tracker.on_watermark(ingest, at, final, pending)
                 continue
             try:
-                track_key, beat = heartbeat_of(record.value)
+                track_key, beat = heartbeat_of(record.value, stored_at)
             except ContractError as error:
                 await self._dead_letters.park(record, error)
                 continue
-            if self._stale(record, beat.received_at):
+            if self._stale(stored_at, beat.received_at):
                 self._count_stale()
                 continue
             beats += 1
@@ -375,13 +383,9 @@ class Processor:
         if self._metrics is not None:
             self._metrics.transactions.labels(outcome).inc()
 
-    def _stale(self, record: Record, stamped_at: float) -> bool:
+    def _stale(self, stored_at: float | None, stamped_at: float) -> bool:
         """Whether Kafka stored the record past the ingest's publish timeout after its stamp."""
-        appended: float = record.timestamp / 1000
-        return (
-            record.timestamp_type == LOG_APPEND_TIME
-            and appended - stamped_at > self._timing.stale_after
-        )
+        return stored_at is not None and stored_at - stamped_at > self._timing.stale_after
 
     def _count_stale(self) -> None:
         if self._metrics is not None:
