@@ -204,6 +204,16 @@ async def feed(made: Processor, consumer: FakeConsumer) -> None:
     await made.commit_due()
 
 
+async def decided(log: Log) -> FakeKafka:
+    """What one processor, taking partition 0, commits of the whole log."""
+    kafka = FakeKafka()
+    made, _ = processor(kafka)
+    consumer = FakeConsumer({0: log.records})
+    await take(made, consumer)
+    await feed(made, consumer)
+    return kafka
+
+
 def states(kafka: FakeKafka, point: str) -> list[str]:
     return [
         s.state.value
@@ -229,11 +239,7 @@ def log() -> Log:
 
 
 async def test_a_commit_carries_the_decisions_the_clock_and_the_offset(log: Log) -> None:
-    kafka = FakeKafka()
-    made, _ = processor(kafka)
-    consumer = FakeConsumer({0: log.records})
-    await take(made, consumer)
-    await feed(made, consumer)
+    kafka = await decided(log)
     held = kafka.held(0)
     assert held.offset == len(log.records)
     assert states(kafka, "A") == ["connected"]
@@ -317,11 +323,7 @@ async def test_what_kafka_took_too_late_to_acknowledge_is_the_monitors_outage() 
         log.marks(at, at, appended=back - at)
     log.beat("A", 7, back + 0.1)
     log.marks(back + 0.25, back + 2.0)
-    kafka = FakeKafka()
-    made, _ = processor(kafka)
-    consumer = FakeConsumer({0: log.records})
-    await take(made, consumer)
-    await feed(made, consumer)
+    kafka = await decided(log)
     assert states(kafka, "A") == ["connected"]
     assert track(kafka, "A").reconnects == 0
 
@@ -340,11 +342,7 @@ async def test_a_point_waiting_for_its_answer_is_not_silent() -> None:
         log.marks(at, at, appended=START + 5.0 - at)
     log.beat("A", 3, START + 5.05)
     log.marks(START + 5.25, START + 7.0)
-    kafka = FakeKafka()
-    made, _ = processor(kafka)
-    consumer = FakeConsumer({0: log.records})
-    await take(made, consumer)
-    await feed(made, consumer)
+    kafka = await decided(log)
     assert states(kafka, "A") == ["connected"]
     assert track(kafka, "A").reconnects == 0
 
