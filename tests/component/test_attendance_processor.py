@@ -347,6 +347,20 @@ async def test_a_point_waiting_for_its_answer_is_not_silent() -> None:
     assert track(kafka, "A").reconnects == 0
 
 
+async def test_a_point_answered_just_before_an_outage_is_excused_like_the_rest() -> None:
+    """A's heartbeat is answered at START + 0.6, after the last watermark of the partition
+    (START + 0.5): then Kafka is away for a minute. Silence since the answer is the outage's
+    as much as anyone's."""
+    log = Log()
+    log.beat("A", 1, START, appended=0.6)
+    log.marks(START + 0.25, START + 0.5, appended=0.1)
+    log.beat("A", 2, START + 60.1)
+    log.marks(START + 60.25, START + 62.0)
+    kafka = await decided(log)
+    assert states(kafka, "A") == ["connected"]
+    assert track(kafka, "A").reconnects == 0
+
+
 async def test_a_stop_drains_the_partitions_and_commits_them(log: Log) -> None:
     kafka = FakeKafka()
     made, _ = processor(kafka)

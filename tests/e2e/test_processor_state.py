@@ -21,7 +21,7 @@ from contracts.codec import decode
 from contracts.events import PointState, PointStatus
 from contracts.topics import POINT_STATUS, status_key
 from devstack.kafka import Broker, default_cache_dir
-from devstack.services import ServiceProcess, start_in, wait_healthy
+from devstack.services import ServiceProcess, start_in, stop_all, wait_healthy
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course, send_heartbeat
 from servicekit.provision import ensure_topics
 from tests.e2e.helpers import eventually
@@ -75,8 +75,7 @@ class Cluster:
         return processor
 
     def stop(self) -> None:
-        for service in [*self.processors, self.ingest, self.registration]:
-            service.stop()
+        stop_all([*self.processors, self.ingest, self.registration])
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import httpx
 
 from devstack.kafka import Broker, default_cache_dir
 from devstack.ports import free_port
-from devstack.services import ServiceProcess, start_in, wait_healthy
+from devstack.services import ServiceProcess, start_in, stop_all, wait_healthy
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course, send_heartbeat
 from servicekit.provision import ensure_topics
 from tests.e2e.helpers import eventually
@@ -131,10 +131,10 @@ class Fleet:
         return time.monotonic() - began
 
     def stop(self) -> None:
-        for service in reversed(list(self.services.values())):
+        for service in self.services.values():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(service.process.pid, signal.SIGCONT)
-            service.stop()
+                os.kill(service.process.pid, signal.SIGCONT)  # a paused one cannot drain
+        stop_all(self.services.values())
 
     def log(self, role: str) -> str:
         return self.services[role].log_path.read_text(errors="replace")

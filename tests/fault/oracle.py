@@ -209,8 +209,8 @@ class Truth:
     first_seen: float | None = None
     present_seconds: float = 0.0
     beats_applied: int = 0
-    # The last heartbeat, moved later by each outage of the monitor since: silence counts from
-    # here.
+    # The last heartbeat, or its answer if that came later (a sender waits for it), moved
+    # later by each outage of the monitor since: silence counts from here.
     quiet_from: float | None = None
 
     def silence(self, until: float, late_after: float, disconnected_after: float) -> None:
@@ -224,11 +224,24 @@ class Truth:
             self.state = "late"
 
     def outage(self, began: float, seconds: float) -> None:
-        """The monitor accepted nothing for `seconds` after `began`: not this point's silence."""
-        if self.state in PRESENT and self.quiet_from is not None and self.quiet_from <= began:
+        """The monitor accepted nothing for `seconds` after `began`: not this point's silence
+        (nor the part of it after its answer, when that came after `began`)."""
+        if self.state not in PRESENT or self.quiet_from is None:
+            return
+        if self.quiet_from <= began:
             self.quiet_from += seconds
+        else:
+            self.quiet_from = max(self.quiet_from, began + seconds)
 
-    def hear(self, beat: Heartbeat, late_after: float, disconnected_after: float) -> None:
+    def hear(
+        self,
+        beat: Heartbeat,
+        late_after: float,
+        disconnected_after: float,
+        *,
+        answered_at: float | None = None,
+    ) -> None:
+        """`answered_at`: when the ingest could answer it, once the broker had stored it."""
         if beat.seq <= self.seq:
             return  # a duplicate or an older heartbeat changes nothing
         received = beat.received_at.timestamp()
@@ -240,7 +253,8 @@ class Truth:
         self.reconnects += self.state == "connected" and coming_back
         self.seq, self.learners = beat.seq, beat.learners
         self.last_seen = received if self.last_seen is None else max(self.last_seen, received)
-        self.quiet_from = max(self.quiet_from or self.last_seen, self.last_seen)
+        heard = max(self.last_seen, answered_at or self.last_seen)
+        self.quiet_from = max(self.quiet_from or heard, heard)
         self.first_seen = received if self.first_seen is None else self.first_seen
         self.beats_applied += 1
 
@@ -325,7 +339,12 @@ class Recomputation:
             self.records += 1
             self.on_topic.add((beat.point_code, beat.seq))
             truth = partition.heard.setdefault(beat.point_code, Truth())
-            truth.hear(beat, self.session.late_after_s, self.session.disconnected_after_s)
+            truth.hear(
+                beat,
+                self.session.late_after_s,
+                self.session.disconnected_after_s,
+                answered_at=record.appended_at,
+            )
 
     def oracle(self, now: float | None = None) -> Oracle:
         """The truth as of `now` (server time; by default, as far as each partition's
@@ -368,24 +387,23 @@ async def recompute(
 
 def _moment_of(record: Landed, allowances: Allowances) -> tuple[float | None, Heartbeat | None]:
     """The moment a record proves the ingest accepting, and the heartbeat it is, if one: (None,
-    None) for a record that proves nothing (unreadable, or a heartbeat answered 503)."""
+    None) for a record that proves nothing (unreadable, or stored past the publish timeout: a
+    heartbeat then was answered 503, and the ingest accepted nothing with that watermark)."""
     if record.key is not None and record.key.startswith(b"~"):
         try:
             mark = decode(IngestWatermark, record.value)
         except ContractError:
             return None, None
-        return mark.accepting_at.timestamp(), None
-    try:
-        beat = decode(Heartbeat, record.value)
-    except ContractError:
+        moment, beat = mark.accepting_at.timestamp(), None
+    else:
+        try:
+            beat = decode(Heartbeat, record.value)
+        except ContractError:
+            return None, None
+        moment = beat.received_at.timestamp()
+    if record.appended_at is not None and record.appended_at - moment > allowances.publish_timeout:
         return None, None
-    received = beat.received_at.timestamp()
-    if (
-        record.appended_at is not None
-        and record.appended_at - received > allowances.publish_timeout
-    ):
-        return None, None
-    return received, beat
+    return moment, beat
 
 
 # --- the system, compared ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from attendance.domain import (
     Liveness,
     Track,
     deadline,
+    excused,
     is_visible_change,
     on_beat,
     on_heartbeat,
@@ -81,6 +82,21 @@ def test_a_reconnect_within_one_heartbeat_is_a_visible_change() -> None:
     back = on_heartbeat(track, Beat(seq=2, received_at=150.0, learners=25), LIVENESS)
     assert (back.state, back.reconnects) == (PointState.CONNECTED, 1)
     assert is_visible_change(track, back)
+
+
+@pytest.mark.parametrize(
+    ("answered_at", "silent_since"),
+    [
+        (None, 160.0),  # heard before the outage: its whole length more
+        (105.0, 165.0),  # answered before it too
+        (130.0, 170.0),  # answered within it: silent no earlier than the outage's end
+        (175.0, 175.0),  # answered after it: nothing to excuse
+    ],
+)
+def test_an_outage_is_no_point_silence(answered_at: float | None, silent_since: float) -> None:
+    """The monitor accepted nothing for 60 s from 110 on (less the outage allowance)."""
+    track = on_beat(NEVER_CONNECTED, Beat(1, 100.0, 25, answered_at=answered_at))
+    assert excused(track, since=110.0, seconds=60.0).silent_since == silent_since
 
 
 # A heartbeat arriving `gap` seconds after the previous event, with a sequence number that may

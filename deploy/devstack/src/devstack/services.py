@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,14 +41,22 @@ class ServiceProcess:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM lets the service drain and commit; SIGKILL only if it does not exit in time."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
+        stop_all([self], timeout)
+
+
+def stop_all(services: Iterable[ServiceProcess], timeout: float = 15.0) -> None:
+    """SIGTERM every service before waiting for any, so they drain at the same time; SIGKILL
+    what is still running after `timeout`."""
+    running = [service for service in services if service.process.poll() is None]
+    for service in running:
+        service.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for service in running:
         try:
-            self.process.wait(timeout)
+            service.process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            service.process.kill()
+            service.process.wait()
 
 
 def start_service(name: str, *, port: int, env: Mapping[str, str], log_dir: Path) -> ServiceProcess:
@@ -142,5 +150,4 @@ def running_services(
             wait_healthy(service)
         yield started
     finally:
-        for service in reversed(started.values()):
-            service.stop()
+        stop_all(started.values())

@@ -144,11 +144,12 @@ def silent_since(track: Track) -> float | None:
 
 def excused(track: Track, since: float, seconds: float) -> Track:
     """The track once `seconds` from `since` on are known to have been the monitor's own
-    outage: a present point silent since before it gets that much longer before it is late."""
+    outage: a present point silent since before it gets that much longer before it is late;
+    one silent only since within it (answered after the last evidence) no less than that."""
     quiet = silent_since(track)
-    if track.state not in PRESENT or quiet is None or quiet > since:
+    if track.state not in PRESENT or quiet is None or quiet >= since + seconds:
         return track
-    return track._replace(silent_since=quiet + seconds)
+    return track._replace(silent_since=quiet + seconds if quiet <= since else since + seconds)
 
 
 def is_visible_change(before: Track, after: Track) -> bool:
