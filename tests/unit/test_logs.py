@@ -6,7 +6,9 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from servicekit.kafka import make_broker
 from servicekit.logs import configure_logging
 from servicekit.settings import ServiceSettings
 
@@ -44,6 +46,21 @@ def test_every_logger_writes_one_line_in_the_services_format(
         "INFO attendance.processor: took partitions [0]",
         "INFO faststream: subscriber started",
     ]
+
+
+def test_the_kafka_brokers_lines_take_the_services_format(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(ServiceSettings())
+    broker = make_broker("127.0.0.1:9092", client_id="test", metrics=CollectorRegistry())
+    logger = broker.config.logger.params_storage.get_logger(context=broker.config.context)
+    assert logger is not None
+    logger.log(logging.WARNING, "subscriber stopped")
+    out, err = capsys.readouterr()
+    assert (out, [line.split(" ", 2)[2] for line in err.splitlines()]) == (
+        "",
+        ["WARNING faststream.kafka: subscriber stopped"],
+    )
 
 
 def test_json_lines_when_asked(

@@ -75,6 +75,9 @@ def make_broker(
         **PRODUCER_SETTINGS,
         ack_policy=AckPolicy.ACK,
         middlewares=[KafkaPrometheusMiddleware(registry=metrics, app_name=client_id)],
+        # A logger of ours: FastStream's own gives itself a coloured handler on stdout that
+        # does not propagate, past the services' one format (`servicekit.logs`).
+        logger=logging.getLogger("faststream.kafka"),
         log_level=logging.DEBUG,
     )
 
