@@ -5,11 +5,14 @@ database per test on SQLite and on PostgreSQL.
 """
 
 import asyncio
+import json
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from hypothesis import settings
 
@@ -22,6 +25,38 @@ from servicekit.provision import ensure_topics
 # mirror test failed on it while a fault test loaded both cores).
 settings.register_profile("suite", deadline=None)
 settings.load_profile("suite")
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+# (test, wall seconds, machine CPU seconds) of each test run so far.
+COSTS: list[tuple[str, float, float]] = []
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy: a test's services and brokers are other
+    processes, so the test's own CPU time would miss most of what it costs."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    started, busy = time.monotonic(), _busy_seconds()
+    try:
+        return (yield)
+    finally:
+        COSTS.append((item.nodeid, time.monotonic() - started, _busy_seconds() - busy))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """What each test cost, setup and teardown included (test-artifacts/test-costs.jsonl): the
+    suite's budget on two cores is spent on the CPU of a few tests, and this says which."""
+    if not COSTS:
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    with (ARTIFACTS / "test-costs.jsonl").open("w") as out:
+        for test, wall, cpu in sorted(COSTS, key=lambda cost: -cost[2]):
+            line = {"test": test, "wall_s": round(wall, 2), "machine_cpu_s": round(cpu, 2)}
+            out.write(json.dumps(line) + "\n")
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ import pytest
 
 from devstack.kafka import Broker
 from devstack.services import ServiceProcess
+from tests.conftest import ARTIFACTS
 from tests.fault.fleet import Fleet, fleet_on, own_broker
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 Figures = Callable[..., None]
 
 

@@ -56,6 +56,7 @@ from devstack.simulate import (
     send_heartbeat,
 )
 from servicekit.provision import ensure_topics
+from tests.conftest import ARTIFACTS
 from tests.e2e.helpers import eventually
 from tests.fault.fleet import Fleet, flowing
 from tests.fault.nemesis_load import (
@@ -67,7 +68,6 @@ from tests.fault.nemesis_load import (
     Sender,
 )
 from tests.fault.oracle import (
-    ARTIFACTS,
     STATES,
     Allowances,
     Comparison,

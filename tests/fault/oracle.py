@@ -20,7 +20,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,10 +35,10 @@ from contracts.events import (
     SessionSchedule,
 )
 from contracts.topics import HEARTBEATS, POINT_STATUS, REGISTRY_POINTS, REGISTRY_SESSIONS, Topic
+from tests.conftest import ARTIFACTS
 from tests.e2e.helpers import eventually
 
 PROCESSOR_GROUP = "attendance-processor"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PRESENT = ("connected", "late")
 STATES = ("connected", "late", "disconnected", "never_connected")
 LOG_APPEND_TIME = 1
