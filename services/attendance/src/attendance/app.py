@@ -44,6 +44,10 @@ from servicekit.kafka import (
 from servicekit.registry_feed import apply_registry_records
 
 log = logging.getLogger(__name__)
+# How long a stopping processor may take to drain and commit (Kafka away, a commit waits for
+# it), well inside the grace a supervisor gives before SIGKILL (15 s in devstack, 30 s in
+# Kubernetes): the heartbeats it leaves uncommitted are read again by the next owner.
+STOP_SECONDS = 10.0
 
 settings = Settings()
 metrics = CollectorRegistry()
@@ -178,7 +182,15 @@ async def processing(_: FastAPI) -> AsyncIterator[None]:
     yield
     if processing_task is not None:
         processor.stop()  # it drains and commits its partitions, then ends
-        with suppress(Exception):  # run_processor logged it as critical when it failed
+        await asyncio.wait({processing_task}, timeout=STOP_SECONDS)
+        if not processing_task.done():
+            log.warning(
+                "Kafka did not take the last commits in %s s: stopping without them, the next "
+                "owner of the partitions reads those heartbeats again",
+                STOP_SECONDS,
+            )
+            processing_task.cancel()
+        with suppress(Exception, asyncio.CancelledError):  # a failure was logged as critical
             await processing_task
     for task in background:
         task.cancel()

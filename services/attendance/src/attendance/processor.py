@@ -156,8 +156,13 @@ class Processor:
         self._consumer = consumer
         while not self._stopping.is_set():
             await self._round(consumer, max_records)
-        ends = await consumer.end_offsets(list(self._held()))
         deadline = time.monotonic() + DRAIN_SECONDS
+        ends: dict[TopicPartition, int] = {}
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                ends = await consumer.end_offsets(list(self._held()))
+        except (TimeoutError, *KAFKA_ERRORS) as error:
+            log.warning("stopping without reading the partitions to their end (%r)", error)
         while time.monotonic() < deadline and await self._behind(consumer, ends):
             await self._round(consumer, max_records)
         await self.close()
