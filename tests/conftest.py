@@ -5,7 +5,9 @@ database per test on SQLite and on PostgreSQL.
 """
 
 import asyncio
+import contextlib
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -16,6 +18,7 @@ import psutil
 import pytest
 from hypothesis import settings
 
+from devstack import ports
 from devstack.kafka import Broker, default_cache_dir
 from devstack.postgres import TempPostgres
 from devstack.services import ServiceProcess, running_services
@@ -27,36 +30,67 @@ settings.register_profile("suite", deadline=None)
 settings.load_profile("suite")
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-# (test, wall seconds, machine CPU seconds) of each test run so far.
-COSTS: list[tuple[str, float, float]] = []
+COSTS = ARTIFACTS / "test-costs.jsonl"
+FIGURES = ARTIFACTS / "fault-figures.jsonl"
 
 
-def _busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy: a test's services and brokers are other
-    processes, so the test's own CPU time would miss most of what it costs."""
-    times = psutil.cpu_times()
-    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+def pytest_configure(config: pytest.Config) -> None:
+    """Each pytest-xdist worker starts its processes on ports of its own slice of the range
+    (`devstack.ports`), the brokers and services it runs through its children too; and the
+    run's artifacts are emptied once, by the process that started the run."""
+    worker, workers = (
+        os.environ.get("PYTEST_XDIST_WORKER"),
+        os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
+    )
+    if worker is not None and workers is not None:
+        os.environ[ports.SLICE_VARIABLE] = f"{worker.removeprefix('gw')}/{workers}"
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    for path in (COSTS, FIGURES):
+        path.write_text("")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """On pytest-xdist's workers, the tests that run one after the other on one worker first
+    (`tests.fault.fleet`: UNDER_LOAD): together they take longest, so they start at once and
+    the rest runs beside them."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is not None:
+        items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of every process it started, ended or running: a
+    test's brokers and services are other processes. An ended one counts once reaped."""
+    me = psutil.Process()
+    mine = me.cpu_times()
+    total = mine.user + mine.system + mine.children_user + mine.children_system
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            theirs = child.cpu_times()
+            total += theirs.user + theirs.system
+    return float(total)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    started, busy = time.monotonic(), _busy_seconds()
+    """What each test costs, setup and teardown included (test-artifacts/test-costs.jsonl):
+    the suite's budget on two cores is spent on the CPU of a few tests, and this says which."""
+    started, cpu = time.monotonic(), _cpu_seconds()
     try:
         return (yield)
     finally:
-        COSTS.append((item.nodeid, time.monotonic() - started, _busy_seconds() - busy))
+        wall, cpu = time.monotonic() - started, _cpu_seconds() - cpu
+        append_line(COSTS, {"test": item.nodeid, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)})
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """What each test cost, setup and teardown included (test-artifacts/test-costs.jsonl): the
-    suite's budget on two cores is spent on the CPU of a few tests, and this says which."""
-    if not COSTS:
-        return
-    ARTIFACTS.mkdir(exist_ok=True)
-    with (ARTIFACTS / "test-costs.jsonl").open("w") as out:
-        for test, wall, cpu in sorted(COSTS, key=lambda cost: -cost[2]):
-            line = {"test": test, "wall_s": round(wall, 2), "machine_cpu_s": round(cpu, 2)}
-            out.write(json.dumps(line) + "\n")
+def append_line(path: Path, record: dict[str, object]) -> None:
+    """One JSON line at the end of `path`, in one write: the workers append side by side."""
+    line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, line.encode())
+    finally:
+        os.close(descriptor)
 
 
 @pytest.fixture(scope="session")

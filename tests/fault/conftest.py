@@ -10,7 +10,7 @@ import pytest
 
 from devstack.kafka import Broker
 from devstack.services import ServiceProcess
-from tests.conftest import ARTIFACTS
+from tests.conftest import FIGURES, append_line
 from tests.fault.fleet import Fleet, fleet_on, own_broker
 
 Figures = Callable[..., None]
@@ -36,23 +36,14 @@ async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, h
         await client.aclose()
 
 
-@pytest.fixture(scope="session")
-def figures_file() -> Iterator[Path]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / "fault-figures.jsonl"
-    path.write_text("")
-    yield path
-
-
 @pytest.fixture
-def figures(request: pytest.FixtureRequest, figures_file: Path) -> Figures:
+def figures(request: pytest.FixtureRequest) -> Figures:
     """Record what a test sent and saw (test-artifacts/fault-figures.jsonl), for
     docs/reliability.md: the figures come from runs, not from memory."""
 
     def record(**seen: object) -> None:
-        line = json.dumps({"test": request.node.nodeid} | seen, ensure_ascii=False, default=str)
-        with figures_file.open("a") as out:
-            out.write(line + "\n")
-        print(line)
+        line = {"test": request.node.nodeid} | seen
+        append_line(FIGURES, line)
+        print(json.dumps(line, ensure_ascii=False, default=str))
 
     return record

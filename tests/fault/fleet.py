@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import httpx
+import pytest
 
 from devstack.kafka import Broker, default_cache_dir
 from devstack.ports import free_port
@@ -35,6 +36,10 @@ PLAN = CoursePlan(
     late_after_s=3.0,
     disconnected_after_s=6.0,
 )
+# The tests that run a fleet under load run one after the other, even side by side with other
+# tests (pytest-xdist's `--dist loadgroup`): two loads at once would share the two cores with
+# each other as well as with the rest of the suite.
+UNDER_LOAD = pytest.mark.xdist_group("under-load")
 ROLES = {
     "registration": ("registration", {}),
     "ingest": ("attendance", {"ATTENDANCE_PROCESSOR": "false"}),
@@ -130,11 +135,12 @@ class Fleet:
             return float("inf")
         return time.monotonic() - began
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM every service, SIGKILL what still runs after `timeout`."""
         for service in self.services.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(service.process.pid, signal.SIGCONT)  # a paused one cannot drain
-        stop_all(self.services.values())
+        stop_all(self.services.values(), timeout)
 
     def log(self, role: str) -> str:
         return self.services[role].log_path.read_text(errors="replace")

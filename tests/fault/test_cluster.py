@@ -17,7 +17,7 @@ from devstack.kafka import Cluster, default_cache_dir
 from servicekit.provision import ensure_topics
 from tests.e2e.helpers import eventually
 from tests.fault.conftest import Figures
-from tests.fault.fleet import Fleet, Load, fault_plan, flowing, register
+from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import (
     agreement,
     false_transitions,
@@ -26,7 +26,7 @@ from tests.fault.oracle import (
     status_history,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_012
 DOWN_SECONDS = 15.0  # past the controller's broker session timeout (9 s): the node is fenced
 

@@ -15,10 +15,10 @@ from devstack.kafka import Broker
 from devstack.simulate import DEV_OPERATOR_TOKEN, SimulatedPoint
 from tests.e2e.helpers import eventually
 from tests.fault.conftest import Figures
-from tests.fault.fleet import Fleet, Load, fault_plan, flowing, register
+from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import agreement, enrolled, missing_from_topic
 
-pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_001
 VICTIMS = ("ingest", "processor-0", "reporting", "registration")
 OPERATOR = {"Authorization": f"Bearer {DEV_OPERATOR_TOKEN}"}

@@ -19,7 +19,7 @@ from devstack.kafka import Broker
 from devstack.postgres import TempPostgres
 from tests.e2e.helpers import eventually
 from tests.fault.conftest import Figures
-from tests.fault.fleet import Fleet, Load, fault_plan, fleet_on, flowing, register
+from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, fleet_on, flowing, register
 from tests.fault.oracle import (
     Oracle,
     agreement,
@@ -28,7 +28,7 @@ from tests.fault.oracle import (
     recompute,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_005
 OUTAGE_SECONDS = 20.0  # the minute, shortened to keep CI time; see docs/reliability.md
 

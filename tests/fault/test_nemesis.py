@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.fault.conftest import Figures
+from tests.fault.fleet import UNDER_LOAD
 from tests.fault.nemesis import (
     ALLOWANCES,
     COUNTS,
@@ -32,7 +33,7 @@ from tests.fault.nemesis import (
     write_artifacts,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 # Its first round: latency on ingest-1, processor-2 added, SIGTERM of ingest-0, a broker
 # restart, a black hole on processor-0, kill -9 of processor-2, processor-0 removed, ingest-1
 # cut off, SIGSTOP of processor-2 past its session timeout.

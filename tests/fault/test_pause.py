@@ -13,7 +13,7 @@ import pytest
 from devstack.kafka import Broker
 from tests.e2e.helpers import eventually
 from tests.fault.conftest import Figures
-from tests.fault.fleet import Fleet, Load, fault_plan, flowing, register
+from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import (
     agreement,
     flaps,
@@ -22,7 +22,7 @@ from tests.fault.oracle import (
     status_history,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_004
 SESSION_TIMEOUT_SECONDS = 10.0  # FastStream's (aiokafka's) default session_timeout_ms
 FROZEN_SECONDS = SESSION_TIMEOUT_SECONDS + 5

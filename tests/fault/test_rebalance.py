@@ -12,7 +12,7 @@ import pytest
 
 from devstack.kafka import Broker
 from tests.fault.conftest import Figures
-from tests.fault.fleet import Fleet, Load, fault_plan, flowing, register
+from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import (
     agreement,
     committed_offsets,
@@ -22,7 +22,7 @@ from tests.fault.oracle import (
     status_history,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_003
 # Joins and graceful leaves (kill -9 is item 1's): each one a rebalance.
 CHURN = (

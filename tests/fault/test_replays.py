@@ -15,10 +15,10 @@ from devstack.kafka import Broker
 from devstack.services import ServiceProcess
 from devstack.simulate import SimulatedPoint
 from tests.fault.conftest import Figures
-from tests.fault.fleet import PLAN, register_at
+from tests.fault.fleet import PLAN, UNDER_LOAD, register_at
 from tests.fault.oracle import agreement, missing_from_topic, session_heartbeats
 
-pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_007
 SKEW = timedelta(minutes=10)
 

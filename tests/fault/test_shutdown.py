@@ -9,10 +9,10 @@ import pytest
 
 from devstack.kafka import Broker
 from tests.fault.conftest import Figures
-from tests.fault.fleet import Fleet, Load, fault_plan, flowing, register
+from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import agreement, missing_from_topic, processor_lag
 
-pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_006
 # The ingest first, so nothing new arrives while the processor drains.
 ORDER = ("ingest", "processor-0", "reporting", "registration")

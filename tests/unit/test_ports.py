@@ -31,3 +31,13 @@ def test_a_port_taken_or_already_handed_out_is_drawn_again(
         taken.bind(("127.0.0.1", listened))
         taken.listen()
         assert free_ports(1) == [fresh]
+
+
+def test_processes_side_by_side_draw_from_slices_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drawn = []
+    for index in range(2):
+        monkeypatch.setenv(ports.SLICE_VARIABLE, f"{index}/2")
+        drawn.append(free_ports(200))
+    assert max(drawn[0]) < min(drawn[1])
