@@ -38,12 +38,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """Each pytest-xdist worker starts its processes on ports of its own slice of the range
     (`devstack.ports`), the brokers and services it runs through its children too; and the
     run's artifacts are emptied once, by the process that started the run."""
-    worker, workers = (
-        os.environ.get("PYTEST_XDIST_WORKER"),
-        os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
-    )
-    if worker is not None and workers is not None:
-        os.environ[ports.SLICE_VARIABLE] = f"{worker.removeprefix('gw')}/{workers}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None:
+        count = os.environ["PYTEST_XDIST_WORKER_COUNT"]
+        os.environ[ports.SLICE_VARIABLE] = f"{worker.removeprefix('gw')}/{count}"
         return
     ARTIFACTS.mkdir(exist_ok=True)
     for path in (COSTS, FIGURES):

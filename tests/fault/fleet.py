@@ -23,7 +23,7 @@ import pytest
 
 from devstack.kafka import Broker, default_cache_dir
 from devstack.ports import free_port
-from devstack.services import ServiceProcess, start_in, stop_all, wait_healthy
+from devstack.services import GRACE_SECONDS, ServiceProcess, start_in, stop_all, wait_healthy
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course, send_heartbeat
 from servicekit.provision import ensure_topics
 from tests.e2e.helpers import eventually
@@ -135,7 +135,7 @@ class Fleet:
             return float("inf")
         return time.monotonic() - began
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = GRACE_SECONDS) -> None:
         """SIGTERM every service, SIGKILL what still runs after `timeout`."""
         for service in self.services.values():
             with contextlib.suppress(ProcessLookupError):

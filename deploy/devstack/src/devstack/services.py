@@ -18,6 +18,8 @@ from devstack.ports import free_port
 PR_SET_PDEATHSIG = 1
 SERVICES = ("registration", "attendance", "reporting")
 DEFAULT_PORTS = {"registration": 8001, "attendance": 8002, "reporting": 8003}
+# How long a SIGTERMed service may take to drain before it is SIGKILLed.
+GRACE_SECONDS = 15.0
 
 
 class ServiceError(RuntimeError):
@@ -39,12 +41,12 @@ class ServiceProcess:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = GRACE_SECONDS) -> None:
         """SIGTERM lets the service drain and commit; SIGKILL only if it does not exit in time."""
         stop_all([self], timeout)
 
 
-def stop_all(services: Iterable[ServiceProcess], timeout: float = 15.0) -> None:
+def stop_all(services: Iterable[ServiceProcess], timeout: float = GRACE_SECONDS) -> None:
     """SIGTERM every service before waiting for any, so they drain at the same time; SIGKILL
     what is still running after `timeout`."""
     running = [service for service in services if service.process.poll() is None]
