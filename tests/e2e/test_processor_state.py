@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from devstack.simulate import CoursePlan, SimulatedPoint, register_course, send_
 from servicekit.provision import ensure_topics
 from tests.e2e.helpers import eventually
 from tests.e2e.kafka_reading import records_of_keys
+from tests.fault.silences import Silences, false_transitions
 
 pytestmark = pytest.mark.e2e
 PLAN = CoursePlan(
@@ -85,13 +87,18 @@ async def cluster(broker: Broker, tmp_path: Path) -> AsyncIterator[Cluster]:
     await asyncio.to_thread(cluster.stop)
 
 
-async def keep_beating(points: list[SimulatedPoint], url: str, plan: CoursePlan) -> None:
+async def keep_beating(
+    points: list[SimulatedPoint], url: str, plan: CoursePlan, silences: Silences
+) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=10) as attendance:
         while True:
+            started = time.monotonic()
             for point in points:
+                silences.speaking(point.code, time.time())
                 with contextlib.suppress(httpx.TransportError):
                     await send_heartbeat(attendance, point, plan.session_code)
-            await asyncio.sleep(plan.heartbeat_interval_s)
+                silences.answered(point.code, time.time())
+            await asyncio.sleep(max(0.0, plan.heartbeat_interval_s - (time.monotonic() - started)))
 
 
 async def statuses(
@@ -105,15 +112,6 @@ async def statuses(
             status = decode(PointStatus, value)
             seen[status.point_code].append(status)
     return seen
-
-
-def flaps(seen: dict[str, list[PointStatus]], steady: list[SimulatedPoint]) -> dict[str, list[str]]:
-    silent = (PointState.LATE, PointState.DISCONNECTED)
-    return {
-        p.code: [s.state.value for s in seen[p.code]]
-        for p in steady
-        if any(s.state in silent for s in seen[p.code])
-    }
 
 
 async def setup_course(cluster: Cluster, plan: CoursePlan) -> list[SimulatedPoint]:
@@ -133,7 +131,8 @@ async def test_kill_9_then_restore_from_the_changelog(broker: Broker, cluster: C
     steady, quitter = points[:-1], points[-1]
     for point in points:
         point.learners = 20
-    beating = asyncio.create_task(keep_beating(steady, cluster.ingest.url, PLAN))
+    silences = Silences(PLAN.heartbeat_interval_s)
+    beating = asyncio.create_task(keep_beating(steady, cluster.ingest.url, PLAN, silences))
     try:
         async with httpx.AsyncClient(base_url=cluster.ingest.url) as attendance:
             await send_heartbeat(attendance, quitter, PLAN.session_code)
@@ -146,6 +145,7 @@ async def test_kill_9_then_restore_from_the_changelog(broker: Broker, cluster: C
                 and all(seen[p.code] for p in steady)
             ),
         )
+        began = time.time()  # every steady point has spoken by now
         before_kill = (await statuses(broker, PLAN, codes))[quitter.code]
         os.kill(first.process.pid, signal.SIGKILL)
         first.process.wait()
@@ -162,8 +162,8 @@ async def test_kill_9_then_restore_from_the_changelog(broker: Broker, cluster: C
     finally:
         beating.cancel()
     seen = await statuses(broker, PLAN, codes)
-    assert flaps(seen, steady) == {}
-    assert all(s.reconnects == 0 for p in steady for s in seen[p.code])
+    assert false_transitions(seen, silences) == {}
+    assert all(s.reconnects == 0 for code in silences.steady(began) for s in seen[code])
     # The quitter stayed disconnected: its state came back from the changelog, not from zero,
     # so the new instance published nothing for it.
     assert [s.state for s in before_kill] == [
@@ -186,7 +186,8 @@ async def test_instances_joining_and_leaving_never_flap_a_point(
     codes = [p.code for p in points]
     for point in points:
         point.learners = 20
-    beating = asyncio.create_task(keep_beating(points, cluster.ingest.url, plan))
+    silences = Silences(plan.heartbeat_interval_s)
+    beating = asyncio.create_task(keep_beating(points, cluster.ingest.url, plan, silences))
     try:
         await eventually(
             lambda: statuses(broker, plan, codes), lambda seen: all(seen[c] for c in codes)
@@ -210,4 +211,4 @@ async def test_instances_joining_and_leaving_never_flap_a_point(
     finally:
         beating.cancel()
     seen = await statuses(broker, plan, codes)
-    assert flaps(seen, points) == {}
+    assert false_transitions(seen, silences) == {}

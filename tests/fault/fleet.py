@@ -27,6 +27,7 @@ from devstack.services import GRACE_SECONDS, ServiceProcess, start_in, stop_all,
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course, send_heartbeat
 from servicekit.provision import ensure_topics
 from tests.e2e.helpers import eventually
+from tests.fault.silences import Silences
 
 # Liveness in seconds, so faults lasting a few seconds show as real silences.
 PLAN = CoursePlan(
@@ -157,10 +158,14 @@ class Load:
     sent: int = 0
     accepted: set[tuple[str, int]] = field(default_factory=set)
     refused: Counter[str] = field(default_factory=Counter)
-    silent: set[str] = field(default_factory=set)  # codes that stopped beating on purpose
+    silent: set[str] = field(default_factory=set)  # codes to stop beating, on purpose
     # The longest a point went between two heartbeats it sent while beating: the load's own
     # stalls (a slow answer, its event loop late), told apart from the system's.
     longest_gap: float = 0.0
+    silences: Silences = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.silences = Silences(self.interval)
 
     async def run(self) -> None:
         async with (
@@ -183,7 +188,11 @@ class Load:
                 if last is not None:
                     self.longest_gap = max(self.longest_gap, started - last)
                 last = started
-                await self._beat(client, point)
+                self.silences.speaking(point.code, time.time())
+                try:
+                    await self._beat(client, point)
+                finally:
+                    self.silences.answered(point.code, time.time())
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
     async def _beat(self, client: httpx.AsyncClient, point: SimulatedPoint) -> None:
@@ -204,6 +213,7 @@ class Load:
             "accepted": len(self.accepted),
             "refused": dict(self.refused),
             "longest_gap_between_sends_s": round(self.longest_gap, 2),
+            **self.silences.counts(),
         }
 
 

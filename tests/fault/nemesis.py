@@ -15,8 +15,9 @@ data, a processor added or removed, latency, a cut or a black hole on one instan
 Each fault is followed by a settle period and a checkpoint: the processor group caught up, then
 its committed statuses and reporting's totals compared with the oracle (`tests.fault.oracle`,
 fed incrementally). Per fault it counts false transitions (judged against the load's own
-schedule), accepted heartbeats missing from Kafka, reconnects counted twice and what still
-differs from the oracle once settled; the figures go to test-artifacts/nemesis-<seed>.json/.md.
+requests, `tests.fault.silences`), accepted heartbeats missing from Kafka, reconnects counted
+twice and what still differs from the oracle once settled; the figures go to
+test-artifacts/nemesis-<seed>.json/.md.
 """
 
 import argparse
@@ -64,7 +65,6 @@ from tests.fault.nemesis_load import (
     HEARTBEAT_PATH,
     CpuShare,
     Load,
-    Schedule,
     Sender,
 )
 from tests.fault.oracle import (
@@ -79,6 +79,7 @@ from tests.fault.oracle import (
     served_totals,
     write_timelines,
 )
+from tests.fault.silences import Silences
 from tests.fault.toxiproxy import Toxiproxy
 
 POINTS = 1_000
@@ -430,8 +431,8 @@ class Judge:
     """The oracle fed as the heartbeat topic grows, and attendance's committed statuses read
     the same way: one consumer each, open for the whole campaign, reading only what is new."""
 
-    def __init__(self, bootstrap: str, session_code: str, schedule: Schedule) -> None:
-        self.bootstrap, self.session_code, self.schedule = bootstrap, session_code, schedule
+    def __init__(self, bootstrap: str, session_code: str, silences: Silences) -> None:
+        self.bootstrap, self.session_code, self.silences = bootstrap, session_code, silences
         self.latest: dict[str, PointStatus] = {}
         self._silent: list[SilentStatus] = []
         # Per point, how many reconnects its status had above the oracle's at the last look.
@@ -525,7 +526,7 @@ class Judge:
         them. (Not just the `late_after` before `since`: a disconnection, or a silence that an
         outage of the monitor stretched, reaches further back.) Whether an explained one came
         at the right moment is the oracle's to say, at the checkpoint."""
-        kept_sending = self.schedule.kept_sending
+        kept_sending = self.silences.kept_sending
         return [s for s in found if kept_sending(s.code, s.last_heartbeat, s.since)]
 
     def new_double_reconnects(self, comparison: Comparison) -> dict[str, int]:
@@ -821,7 +822,7 @@ class Campaign:
             trace = self.root / "requests.jsonl"
             load = Load(senders, self.plan.session_code, ingests, INTERVAL_S, trace)
             bootstrap = self.stack.broker.bootstrap
-            async with Judge(bootstrap, self.plan.session_code, load.schedule) as judge:
+            async with Judge(bootstrap, self.plan.session_code, load.silences) as judge:
                 self.nemesis.readers_away = judge.suspended
                 async with flowing(load), self._learners_changing(load):
                     await self._faults(load, judge)
@@ -965,6 +966,7 @@ class Campaign:
             "refused_in_batches": dict(answers.refused),
             "silences": sum(len(s) for s in load.schedule.silences.values()),
             "left": len(load.schedule.left_at),
+            **load.silences.counts(),
             "records_of_the_session_on_the_topic": judge.recomputation.records,
         }
 

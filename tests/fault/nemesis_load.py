@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from devstack.simulate import SimulatedPoint
+from tests.fault.silences import Silences
 
 HEARTBEAT_PATH = "/v1/heartbeats"
 BATCH_PATH = "/v1/heartbeats/batch"
@@ -59,19 +60,13 @@ class Sender:
 
 @dataclass
 class Schedule:
-    """What the load meant each point to do, in wall time: the yardstick of false transitions,
-    independent of the system and of the oracle."""
+    """What the load meant each point to do, in wall time, for the figures (what each room
+    did is in `Silences`)."""
 
     never: set[str] = field(default_factory=set)
     # Per point, [start, end] of each silence; end is inf while it lasts.
     silences: dict[str, list[list[float]]] = field(default_factory=dict)
     left_at: dict[str, float] = field(default_factory=dict)
-
-    def kept_sending(self, code: str, start: float, end: float) -> bool:
-        """Whether the load meant `code` to heartbeat all through [start, end]."""
-        if code in self.never or self.left_at.get(code, math.inf) <= end:
-            return False
-        return not any(s <= end and e > start for s, e in self.silences.get(code, []))
 
     def began(self, code: str, at: float) -> None:
         self.silences.setdefault(code, []).append([at, math.inf])
@@ -118,6 +113,7 @@ class Load:
         self.interval = interval
         self.schedule = Schedule(never={s.point.code for s in senders if s.point.never_joins})
         self.answers = Answers()
+        self.silences = Silences(interval)
         self.frozen = False
         self._turn: Iterator[int] = itertools.count()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -186,6 +182,7 @@ class Load:
                 continue
             body = self._body(sender, now)
             sender.busy = True
+            self.silences.speaking(sender.point.code, now, leaving=body["leaving"])
             if sender.gateway is None:
                 self._spawn(self._single(sender, body))
             else:
@@ -247,6 +244,7 @@ class Load:
                 self._accepted(sender.point.code, body["seq"])
         finally:
             sender.busy = False
+            self.silences.answered(sender.point.code, time.time())
 
     async def _batch(
         self, gateway: SimulatedPoint, items: list[tuple[Sender, dict[str, Any]]]
@@ -263,8 +261,10 @@ class Load:
                 else:
                     self._accepted(sender.point.code, body["seq"])
         finally:
+            ended = time.time()
             for sender, _ in items:
                 sender.busy = False
+                self.silences.answered(sender.point.code, ended)
 
     def _accepted(self, code: str, seq: int) -> None:
         self.answers.accepted.append((code, seq, time.time()))

@@ -594,34 +594,12 @@ async def group_members(bootstrap: str, group: str = PROCESSOR_GROUP) -> int:
     return len(response.groups[0][5])
 
 
-async def status_history(bootstrap: str, session_code: str) -> dict[str, list[str]]:
-    """Every state each point of the session was published in, in order."""
-    history: dict[str, list[str]] = {}
+async def status_history(bootstrap: str, session_code: str) -> dict[str, list[PointStatus]]:
+    """Every status each point of the session was published with, in order."""
+    history: dict[str, list[PointStatus]] = {}
     prefix = f"{session_code}/".encode()
     for key, value in await read_topic(bootstrap, POINT_STATUS):
         if key is not None and key.startswith(prefix) and value is not None:
             status = decode(PointStatus, value)
-            history.setdefault(status.point_code, []).append(status.state.value)
+            history.setdefault(status.point_code, []).append(status)
     return history
-
-
-def false_transitions(history: dict[str, list[str]], beating: set[str]) -> dict[str, list[str]]:
-    """Points whose senders never stopped, yet were published late or disconnected: the
-    test's own schedule says who kept beating, no recomputation needed."""
-    return {
-        code: states
-        for code, states in history.items()
-        if code in beating and {"late", "disconnected"} & set(states)
-    }
-
-
-def flaps(oracle: Oracle, history: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Points shown late or disconnected although their heartbeats never stopped."""
-    steady = {code for code, truth in oracle.truths.items() if truth.reconnects == 0}
-    return {
-        code: states
-        for code, states in history.items()
-        if code in steady
-        and oracle.truths[code].state == "connected"
-        and {"late", "disconnected"} & set(states)
-    }

@@ -23,11 +23,11 @@ from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, fleet_on, flo
 from tests.fault.oracle import (
     Allowances,
     agreement,
-    false_transitions,
     latest_statuses,
     missing_from_topic,
     status_history,
 )
+from tests.fault.silences import false_transitions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_002
@@ -83,6 +83,7 @@ async def test_a_broker_outage_loses_no_accepted_heartbeat(
     try:
         async with flowing(load):
             await asyncio.sleep(4)
+            began = time.time()  # every joining point has spoken by now
             await asyncio.to_thread(broker.stop)
             before = Counter(load.refused), len(load.accepted)
             down_since = time.monotonic()
@@ -116,13 +117,11 @@ async def test_a_broker_outage_loses_no_accepted_heartbeat(
         missing = await missing_from_topic(
             broker.bootstrap, plan.session_code, load.accepted, ALLOWANCES
         )
-        beating = {p.code for p in points if not p.never_joins} - load.silent
+        steady = load.silences.steady(began)
         history = await status_history(back.bootstrap, plan.session_code)
-        falsely = false_transitions(history, beating)
+        falsely = false_transitions(history, load.silences)
         statuses = await latest_statuses(back.bootstrap, plan.session_code)
-        reconnected = {
-            c: s.reconnects for c, s in statuses.items() if c in beating and s.reconnects
-        }
+        reconnected = {c: s.reconnects for c, s in statuses.items() if c in steady and s.reconnects}
         silent = {code: statuses[code] for code in load.silent}
         # Stopped while Kafka is away again, every service ends on the SIGTERM (uvicorn exits
         # by the signal it handled) within the 30 s grace Kubernetes gives: none is SIGKILLed.

@@ -20,11 +20,11 @@ from tests.fault.conftest import Figures
 from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import (
     agreement,
-    false_transitions,
     latest_statuses,
     missing_from_topic,
     status_history,
 )
+from tests.fault.silences import false_transitions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_012
@@ -70,6 +70,7 @@ async def test_the_leader_of_the_heartbeats_killed_loses_nothing_and_flaps_nothi
     load = Load(fleet.url("ingest"), plan.session_code, points, plan.heartbeat_interval_s)
     async with flowing(load):
         await asyncio.sleep(5)
+        began = time.time()  # every joining point has spoken by now
         leaders = await heartbeat_leaders(cluster)
         victim, led = leaders.most_common(1)[0]
         before = Counter(load.refused), len(load.accepted)
@@ -84,11 +85,11 @@ async def test_the_leader_of_the_heartbeats_killed_loses_nothing_and_flaps_nothi
             point.learners += 3  # must reach the totals whichever broker leads now
         comparison = await agreement(cluster.bootstrap, fleet.url("reporting"), plan.session_code)
     missing = await missing_from_topic(cluster.bootstrap, plan.session_code, load.accepted)
-    beating = {p.code for p in points if not p.never_joins}
     history = await status_history(cluster.bootstrap, plan.session_code)
-    falsely = false_transitions(history, beating)
+    falsely = false_transitions(history, load.silences)
     statuses = await latest_statuses(cluster.bootstrap, plan.session_code)
-    reconnected = {c: s.reconnects for c, s in statuses.items() if s.reconnects}
+    steady = load.silences.steady(began)
+    reconnected = {c: s.reconnects for c, s in statuses.items() if c in steady and s.reconnects}
     figures(
         **load.figures(),
         found_in_kafka=len(load.accepted) - len(missing),

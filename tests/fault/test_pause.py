@@ -16,11 +16,11 @@ from tests.fault.conftest import Figures
 from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import (
     agreement,
-    flaps,
     group_members,
     missing_from_topic,
     status_history,
 )
+from tests.fault.silences import false_transitions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_004
@@ -62,7 +62,8 @@ async def test_a_processor_frozen_past_its_session_timeout_rejoins(
     # refused, rewound): a burst that must end, not a loop.
     while_rejoining = failures(log[log_before:log_settled])
     after_settled = failures(log[log_settled:])
-    flapped = flaps(comparison.oracle, await status_history(broker.bootstrap, plan.session_code))
+    history = await status_history(broker.bootstrap, plan.session_code)
+    flapped = false_transitions(history, load.silences)
     missing = await missing_from_topic(broker.bootstrap, plan.session_code, load.accepted)
     figures(
         **load.figures(),

@@ -16,11 +16,11 @@ from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, regi
 from tests.fault.oracle import (
     agreement,
     committed_offsets,
-    flaps,
     missing_from_topic,
     read_end_offsets,
     status_history,
 )
+from tests.fault.silences import false_transitions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_003
@@ -85,7 +85,8 @@ async def test_instances_joining_and_leaving_under_load(
             else:
                 exits.append(await asyncio.to_thread(fleet.terminate, role))
         comparison = await agreement(broker.bootstrap, fleet.url("reporting"), plan.session_code)
-    flapped = flaps(comparison.oracle, await status_history(broker.bootstrap, plan.session_code))
+    history = await status_history(broker.bootstrap, plan.session_code)
+    flapped = false_transitions(history, load.silences)
     missing = await missing_from_topic(broker.bootstrap, plan.session_code, load.accepted)
     figures(
         **load.figures(),
