@@ -118,15 +118,17 @@ registry_load = CatchUp()
 
 async def registry_loaded() -> bool:
     """Whether the registry holds all the registry topics held when this instance started:
-    before that, an unknown token may only be one still to be read."""
-    await registry_load.behind(getattr(registry_in, "consumer", None))
-    return registry_load.done
+    before that, an unknown token may only be one still to be read. Only the handler can say
+    so (the topics are written without transactions: their last record is the end), unless
+    they held nothing."""
+    return await registry_load.held_nothing(getattr(registry_in, "consumer", None))
 
 
 @registry_in
 async def on_registry(message: KafkaMessage) -> None:
     """Every instance keeps the whole registry: tokens for ingest, liveness for the processor."""
     await apply_registry_records(registry, records_of(message), dead_letters)
+    await registry_load.behind(registry_in.consumer)
 
 
 def heartbeats_consumer() -> AIOKafkaConsumer:
