@@ -93,7 +93,9 @@ INTERVAL_S, LATE_AFTER_S, DISCONNECTED_AFTER_S = 2.0, 8.0, 16.0
 # (ATTENDANCE_PUBLISH_TIMEOUT_SECONDS), outage allowance 1 s (ATTENDANCE_OUTAGE_AFTER_SECONDS).
 ALLOWANCES = Allowances()
 SESSION_TIMEOUT_SECONDS = 10.0  # the processor's consumer group (aiokafka's default)
-SETTLE_SECONDS = 10.0
+# After a fault, before its checkpoint: the aftermath plays out in the fault's own window. The
+# checkpoint then awaits the catch-up and the agreement as conditions.
+SETTLE_SECONDS = 5.0
 WARM_UP_SECONDS = 10.0
 # Patience only: it stops a broken system from hanging the campaign, it is not a speed claim.
 CATCH_UP_PATIENCE = 120.0

@@ -22,31 +22,22 @@ function setHeadlineFigure(id, value) {
   byId(id).classList.toggle("figure--long", text.length > 6);
 }
 
-function renderPoints(totals) {
-  const pointsTone = tone(totals.connected_share, totals.registered);
-  setHeadlineFigure("points-connected", totals.connected);
-  setFigure("points-registered", totals.registered, number(totals.registered));
-  setShare("points-share", totals.connected_share, pointsTone);
-  setMeter("points-meter", totals.connected_share, pointsTone);
-}
-
-function renderLearners(totals) {
-  const learnersTone = tone(totals.attendance_rate, totals.learners_expected);
-  setHeadlineFigure("learners-present", totals.learners_present);
-  setFigure("learners-expected", totals.learners_expected, number(totals.learners_expected));
-  setShare("learners-rate", totals.attendance_rate, learnersTone);
-  setMeter("learners-meter", totals.attendance_rate, learnersTone);
+/** A headline card: a count of a whole, the share it is and a meter of that share. */
+function renderCard(prefix, ids, { count, whole, share }) {
+  const cardTone = tone(share, whole);
+  setHeadlineFigure(`${prefix}-${ids.count}`, count);
+  setFigure(`${prefix}-${ids.whole}`, whole, number(whole));
+  setShare(`${prefix}-${ids.share}`, share, cardTone);
+  setMeter(`${prefix}-meter`, share, cardTone);
 }
 
 function renderStates(totals) {
-  setFigure("count-late", totals.late, number(totals.late));
-  setFigure("count-disconnected", totals.disconnected, number(totals.disconnected));
-  setFigure("count-never", totals.never_connected, number(totals.never_connected));
   for (const [id, value] of [
     ["count-late", totals.late],
     ["count-disconnected", totals.disconnected],
     ["count-never", totals.never_connected],
   ]) {
+    setFigure(id, value, number(value));
     byId(id).closest(".state").classList.toggle("state--zero", value === 0);
   }
 }
@@ -59,8 +50,12 @@ function renderPeaks(totals) {
 }
 
 export function renderHeadline(totals) {
-  renderPoints(totals);
-  renderLearners(totals);
+  renderCard("points", { count: "connected", whole: "registered", share: "share" }, {
+    count: totals.connected, whole: totals.registered, share: totals.connected_share,
+  });
+  renderCard("learners", { count: "present", whole: "expected", share: "rate" }, {
+    count: totals.learners_present, whole: totals.learners_expected, share: totals.attendance_rate,
+  });
   renderStates(totals);
   renderPeaks(totals);
   setText("as-of", clock(totals.as_of));
