@@ -109,48 +109,17 @@ def heartbeat_record(
 
 
 def snapshot(session_code: str, point_code: str, track: Track) -> bytes:
-    return encode_json(
-        TrackSnapshot(
-            session_code=session_code,
-            point_code=point_code,
-            state=track.state,
-            seq=track.seq,
-            learners=track.learners,
-            last_seen=track.last_seen,
-            since=track.since,
-            reconnects=track.reconnects,
-            first_seen=track.first_seen,
-            present_seconds=track.present_seconds,
-            learner_seconds=track.learner_seconds,
-            min_learners=track.min_learners,
-            max_learners=track.max_learners,
-            count_varied=track.count_varied,
-            flags=tuple(sorted(track.flags)),
-            silent_since=track.silent_since,
-        )
-    )
+    fields = track._asdict()
+    fields["flags"] = tuple(sorted(track.flags))
+    return encode_json(TrackSnapshot(session_code=session_code, point_code=point_code, **fields))
 
 
 def restored(data: bytes | None) -> tuple[tuple[str, str], Track]:
     saved = _restore(data)
     if not (is_code(saved.point_code) and is_code(saved.session_code)):
         raise ContractError("not a valid TrackSnapshot: a point or session code out of pattern")
-    track = Track(
-        saved.state,
-        saved.seq,
-        saved.learners,
-        saved.last_seen,
-        saved.since,
-        saved.reconnects,
-        saved.first_seen,
-        saved.present_seconds,
-        saved.learner_seconds,
-        saved.min_learners,
-        saved.max_learners,
-        saved.count_varied,
-        frozenset(saved.flags) if saved.flags else _NO_FLAGS,
-        saved.silent_since,
-    )
+    track = Track._make(getattr(saved, name) for name in Track._fields)
+    track = track._replace(flags=frozenset(saved.flags) if saved.flags else _NO_FLAGS)
     # Every track of a session holds the same code: one string for all of them.
     return (sys.intern(saved.session_code), saved.point_code), track
 
