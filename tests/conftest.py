@@ -11,7 +11,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -32,6 +32,7 @@ settings.load_profile("suite")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 COSTS = ARTIFACTS / "test-costs.jsonl"
 FIGURES = ARTIFACTS / "fault-figures.jsonl"
+Figures = Callable[..., None]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -135,3 +136,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield server.url(name)
     finally:
         server.drop_database(name)
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Figures:
+    """Record what a test sent and saw (test-artifacts/fault-figures.jsonl), for
+    docs/reliability.md: the figures come from runs, not from memory."""
+
+    def record(**seen: object) -> None:
+        line = {"test": request.node.nodeid} | seen
+        append_line(FIGURES, line)
+        print(json.dumps(line, ensure_ascii=False, default=str))
+
+    return record

@@ -1,8 +1,7 @@
-"""Fixtures of the fault suite: clients of the shared stack, a broker and a fleet of service
-instances of a test's own (for tests that break them), and a record of what each test saw."""
+"""Fixtures of the fault suite: clients of the shared stack, and a broker and a fleet of service
+instances of a test's own (for tests that break them)."""
 
-import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -10,10 +9,7 @@ import pytest
 
 from devstack.kafka import Broker
 from devstack.services import ServiceProcess
-from tests.conftest import FIGURES, append_line
 from tests.fault.fleet import Fleet, fleet_on, own_broker
-
-Figures = Callable[..., None]
 
 
 @pytest.fixture
@@ -34,16 +30,3 @@ async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, h
     yield clients
     for client in clients.values():
         await client.aclose()
-
-
-@pytest.fixture
-def figures(request: pytest.FixtureRequest) -> Figures:
-    """Record what a test sent and saw (test-artifacts/fault-figures.jsonl), for
-    docs/reliability.md: the figures come from runs, not from memory."""
-
-    def record(**seen: object) -> None:
-        line = {"test": request.node.nodeid} | seen
-        append_line(FIGURES, line)
-        print(json.dumps(line, ensure_ascii=False, default=str))
-
-    return record

@@ -17,8 +17,8 @@ import pytest
 
 from devstack.kafka import Broker, default_cache_dir
 from devstack.simulate import DEV_OPERATOR_TOKEN
+from tests.conftest import Figures
 from tests.e2e.helpers import eventually
-from tests.fault.conftest import Figures
 from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, fleet_on, flowing, register
 from tests.fault.oracle import (
     Allowances,

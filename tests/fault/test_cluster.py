@@ -15,8 +15,8 @@ import pytest
 from contracts.topics import HEARTBEATS
 from devstack.kafka import Cluster, default_cache_dir
 from servicekit.provision import ensure_topics
+from tests.conftest import Figures
 from tests.e2e.helpers import eventually
-from tests.fault.conftest import Figures
 from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import (
     agreement,

@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.kafka import Broker
 from devstack.simulate import DEV_OPERATOR_TOKEN, SimulatedPoint
+from tests.conftest import Figures
 from tests.e2e.helpers import eventually
-from tests.fault.conftest import Figures
 from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import agreement, enrolled, missing_from_topic
 

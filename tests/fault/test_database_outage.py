@@ -17,8 +17,8 @@ from psycopg import sql
 
 from devstack.kafka import Broker
 from devstack.postgres import TempPostgres
+from tests.conftest import Figures
 from tests.e2e.helpers import eventually
-from tests.fault.conftest import Figures
 from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, fleet_on, flowing, register
 from tests.fault.oracle import (
     Oracle,

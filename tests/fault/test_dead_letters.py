@@ -27,9 +27,9 @@ from contracts.topics import HEARTBEATS, POINT_STATUS, REGISTRY_POINTS, REGISTRY
 from devstack.kafka import Broker
 from devstack.services import ServiceProcess
 from devstack.simulate import send_heartbeat
+from tests.conftest import Figures
 from tests.e2e.helpers import eventually
 from tests.e2e.test_thin_path import fresh_plan, registered_points, totals
-from tests.fault.conftest import Figures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 PROMPTLY_SECONDS = 30.0  # a liveness bound, not a speed claim

@@ -17,9 +17,9 @@ from contracts.topics import HEARTBEATS, REGISTRY_POINTS, REGISTRY_SESSIONS
 from devstack.kafka import Broker
 from devstack.services import ServiceProcess
 from devstack.simulate import DEV_OPERATOR_TOKEN
+from tests.conftest import Figures
 from tests.e2e.helpers import eventually
 from tests.e2e.test_thin_path import fresh_plan, registered_points, totals
-from tests.fault.conftest import Figures
 from tests.fault.credentials import presenting
 from tests.fault.fuzzing import AnyCase, Operation, Tally, fuzz
 from tests.fault.state import outbox_drained, records_published, registration_db, registry_rows

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault.conftest import Figures
+from tests.conftest import Figures
 from tests.fault.fleet import UNDER_LOAD
 from tests.fault.nemesis import (
     ALLOWANCES,

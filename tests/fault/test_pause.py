@@ -11,8 +11,8 @@ import time
 import pytest
 
 from devstack.kafka import Broker
+from tests.conftest import Figures
 from tests.e2e.helpers import eventually
-from tests.fault.conftest import Figures
 from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import (
     agreement,

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from devstack.kafka import Broker
-from tests.fault.conftest import Figures
+from tests.conftest import Figures
 from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import (
     agreement,

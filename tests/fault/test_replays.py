@@ -14,7 +14,7 @@ from contracts.topics import HEARTBEATS
 from devstack.kafka import Broker
 from devstack.services import ServiceProcess
 from devstack.simulate import SimulatedPoint
-from tests.fault.conftest import Figures
+from tests.conftest import Figures
 from tests.fault.fleet import PLAN, UNDER_LOAD, register_at
 from tests.fault.oracle import agreement, missing_from_topic, session_heartbeats
 

@@ -23,8 +23,8 @@ from devstack.simulate import DEV_OPERATOR_TOKEN, send_heartbeat
 from registration.config import Settings as RegistrationSettings
 from reporting.config import Settings as ReportingSettings
 from servicekit.http import DEFAULT_MAX_BODY
+from tests.conftest import Figures
 from tests.e2e.test_thin_path import fresh_plan, registered_points
-from tests.fault.conftest import Figures
 from tests.fault.state import every_record, outbox_drained, registration_db
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from devstack.kafka import Broker
-from tests.fault.conftest import Figures
+from tests.conftest import Figures
 from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import agreement, missing_from_topic, processor_lag
 

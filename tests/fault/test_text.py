@@ -23,8 +23,8 @@ import pytest
 from devstack.services import ServiceProcess
 from devstack.simulate import DEV_OPERATOR_TOKEN
 from servicekit.spreadsheets import FORMULA_TRIGGERS, spreadsheet_safe
+from tests.conftest import Figures
 from tests.e2e.helpers import eventually
-from tests.fault.conftest import Figures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 OPERATOR = {"Authorization": f"Bearer {DEV_OPERATOR_TOKEN}"}
