@@ -7,7 +7,8 @@ docs/reliability.md on its own, without `attendance.domain` or `attendance.clock
 would otherwise agree with itself. Besides the session's timeouts:
 
 - a heartbeat the broker appended more than the ingest's publish timeout after it was received
-  was answered 503 (the ingest gives up by then): it was never accepted, and is not taken;
+  was answered 503 (the ingest gives up by then): it was never accepted, and is not taken; but
+  its room spoke, and waited for that answer: a present point's silence counts from then;
 - in each partition, every record is evidence that the monitor was accepting at its moment (a
   heartbeat's receive time, a watermark's); where the evidence stops for longer than the outage
   allowance, the monitor could not accept, and that stretch is no present point's silence.
@@ -232,6 +233,16 @@ class Truth:
         else:
             self.quiet_from = max(self.quiet_from, began + seconds)
 
+    def refused(
+        self, answered_at: float, judged_until: float | None, late_after: float, gone_after: float
+    ) -> None:
+        """One of its heartbeats answered 503 at `answered_at`: no silence before then, for a
+        point still present once the silence up to `judged_until` was judged."""
+        if judged_until is not None:
+            self.silence(judged_until, late_after, gone_after)
+        if self.state in PRESENT and self.quiet_from is not None:
+            self.quiet_from = max(self.quiet_from, answered_at)
+
     def hear(
         self,
         beat: Heartbeat,
@@ -321,10 +332,20 @@ class Recomputation:
             self._feed(record)
 
     def _feed(self, record: Landed) -> None:
-        moment, beat = _moment_of(record, self.allowances)
+        moment, beat, taken = _moment_of(record, self.allowances)
         if moment is None:
             return
         partition = self._partitions.setdefault(record.partition, _PartitionTruth())
+        if not taken:
+            truth = None if beat is None else partition.heard.get(beat.point_code)
+            if beat is not None and truth is not None and beat.session_code == self.session.code:
+                truth.refused(
+                    moment + self.allowances.publish_timeout,
+                    partition.proved,
+                    self.session.late_after_s,
+                    self.session.disconnected_after_s,
+                )
+            return
         outage_after = self.allowances.outage_after
         evidence = partition.evidence
         if evidence is not None and moment - evidence > outage_after:
@@ -384,25 +405,28 @@ async def recompute(
     return recomputation.oracle(now)
 
 
-def _moment_of(record: Landed, allowances: Allowances) -> tuple[float | None, Heartbeat | None]:
-    """The moment a record proves the ingest accepting, and the heartbeat it is, if one: (None,
-    None) for a record that proves nothing (unreadable, or stored past the publish timeout: a
-    heartbeat then was answered 503, and the ingest accepted nothing with that watermark)."""
+def _moment_of(
+    record: Landed, allowances: Allowances
+) -> tuple[float | None, Heartbeat | None, bool]:
+    """The record's moment, the heartbeat it is (if one), and whether it is taken: a record
+    stored past the publish timeout proves no accepting (a heartbeat then was answered 503, and
+    the ingest accepted nothing with that watermark). (None, None, False) if unreadable."""
     if record.key is not None and record.key.startswith(b"~"):
         try:
             mark = decode(IngestWatermark, record.value)
         except ContractError:
-            return None, None
+            return None, None, False
         moment, beat = mark.accepting_at.timestamp(), None
     else:
         try:
             beat = decode(Heartbeat, record.value)
         except ContractError:
-            return None, None
+            return None, None, False
         moment = beat.received_at.timestamp()
-    if record.appended_at is not None and record.appended_at - moment > allowances.publish_timeout:
-        return None, None
-    return moment, beat
+    stored_late = record.appended_at is not None and (
+        record.appended_at - moment > allowances.publish_timeout
+    )
+    return moment, beat, not stored_late
 
 
 # --- the system, compared ------------------------------------------------------------------------

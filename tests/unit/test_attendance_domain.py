@@ -13,6 +13,7 @@ from attendance.domain import (
     Track,
     deadline,
     excused,
+    held,
     is_visible_change,
     on_beat,
     on_heartbeat,
@@ -97,6 +98,26 @@ def test_an_outage_is_no_point_silence(answered_at: float | None, silent_since: 
     """The monitor accepted nothing for 60 s from 110 on (less the outage allowance)."""
     track = on_beat(NEVER_CONNECTED, Beat(1, 100.0, 25, answered_at=answered_at))
     assert excused(track, since=110.0, seconds=60.0).silent_since == silent_since
+
+
+def test_a_refused_heartbeat_moves_the_silence_to_its_answer() -> None:
+    """Refused at 106 (the monitor kept the point waiting for its answer until then): a point
+    heard at 100 is late 12 s after the answer, not after the heartbeat."""
+    track = held(on_beat(NEVER_CONNECTED, Beat(1, 100.0, 25)), until=106.0)
+    assert track.silent_since == 106.0
+    assert on_time(track, 117.9, LIVENESS).state is PointState.CONNECTED
+    assert on_time(track, 118.0, LIVENESS).state is PointState.LATE
+    assert deadline(track, LIVENESS) == 118.0
+
+
+def test_a_refused_heartbeat_keeps_a_late_point_late_and_puts_off_its_disconnection() -> None:
+    heard = on_beat(NEVER_CONNECTED, Beat(1, 100.0, 25, answered_at=108.0))
+    assert held(heard, until=106.0) is heard  # its silence already starts later
+    late = held(on_time(heard, 121.0, LIVENESS), until=125.0)  # late before it was read
+    assert (late.state, deadline(late, LIVENESS)) == (PointState.LATE, 155.0)
+    gone = on_time(heard, 140.0, LIVENESS)
+    assert held(gone, until=145.0) is gone  # a heartbeat, not a refusal, brings it back
+    assert held(NEVER_CONNECTED, until=125.0) is NEVER_CONNECTED
 
 
 # A heartbeat arriving `gap` seconds after the previous event, with a sequence number that may

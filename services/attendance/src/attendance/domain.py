@@ -152,6 +152,16 @@ def excused(track: Track, since: float, seconds: float) -> Track:
     return track._replace(silent_since=quiet + seconds if quiet <= since else since + seconds)
 
 
+def held(track: Track, until: float) -> Track:
+    """The track once a heartbeat of its point was refused, the monitor keeping the point
+    waiting for that answer until `until`: the room spoke, and a present point's silence counts
+    from its answer at the earliest, as from a heartbeat's (`Beat.answered_at`)."""
+    quiet = silent_since(track)
+    if track.state not in PRESENT or quiet is None or quiet >= until:
+        return track
+    return track._replace(silent_since=until)
+
+
 def is_visible_change(before: Track, after: Track) -> bool:
     """Whether downstream must hear of it: state, learner count, reconnects and quality flags.
 

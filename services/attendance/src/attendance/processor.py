@@ -224,7 +224,11 @@ class Processor:
                 await self._dead_letters.park(record, error)
                 continue
             if self._stale(stored_at, beat.received_at):
+                # Answered 503 at the timeout: not taken, yet its room spoke and then waited
+                # for that answer.
                 self._count_stale()
+                until = beat.received_at + self._timing.stale_after
+                tracker.on_refused(track_key, until, pending)
                 continue
             beats += 1
             newest = max(newest, beat.received_at)

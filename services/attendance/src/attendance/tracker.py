@@ -15,6 +15,7 @@ from attendance.domain import (
     Track,
     deadline,
     excused,
+    held,
     is_visible_change,
     on_heartbeat,
     on_time,
@@ -99,6 +100,16 @@ class Tracker:
             return None
         after = flagged(before, moved, self._expected_of(key[1]), self._rules)
         return self._store(key, before, after, liveness, pending)
+
+    def on_refused(self, key: TrackKey, until: float, pending: Pending) -> None:
+        """A heartbeat of the point was refused, its answer given by `until`: not taken, but
+        no silence of the point's before then."""
+        before = self._tracks.get(key)
+        if before is None:
+            return
+        after = held(before, until)
+        if after is not before:
+            self._store(key, before, after, self._liveness_of(key[0]), pending)
 
     def on_watermark(self, ingest: str, at: float, final: bool, pending: Pending) -> None:
         """Apply an ingest's watermark: excuse the outage it ends, expire what fell silent."""
