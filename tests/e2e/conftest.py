@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from devstack.kafka import Broker, default_cache_dir
+from devstack.prometheus import Prometheus
 from devstack.services import ServiceProcess
 from servicekit.provision import ensure_topics
 
@@ -29,3 +30,11 @@ async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, h
             name: await opened.enter_async_context(httpx.AsyncClient(base_url=s.url, timeout=30))
             for name, s in stack.items()
         }
+
+
+@pytest.fixture
+def prometheus(stack: dict[str, ServiceProcess], tmp_path: Path) -> Iterator[Prometheus]:
+    """A real Prometheus scraping the shared stack with the production config and rules."""
+    targets = {name: s.url.removeprefix("http://") for name, s in stack.items()}
+    with Prometheus.start(tmp_path / "prometheus", targets) as server:
+        yield server

@@ -103,7 +103,9 @@ async def on_point_status(message: KafkaMessage) -> None:
             await dead_letters.park(record, error)
             continue
         before = live.put_status(status, status.last_heartbeat_at or status.since, defer=defer)
-        detector.status_changed(before, status, live.registry.points.get(status.point_code))
+        point = live.registry.points.get(status.point_code)
+        on_air = live.on_air(status.session_code, status.since)
+        detector.status_changed(before, status, point, on_air=on_air)
     if not await tables.loading():  # also when another handler finished loading meanwhile
         live.settle()
 
@@ -187,7 +189,9 @@ async def sample_timeline(every: float) -> None:
 async def watch_incidents(every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        opened, _ = detector.tick(datetime.now(UTC), live.registered_by_group())
+        now = datetime.now(UTC)
+        on_air = {code for code in live.registry.sessions if live.on_air(code, now)}
+        opened, closed = detector.tick(now, live.registered_by_group(), on_air)
         for incident in opened:
             log.warning(
                 "incident: %s %s of %s, %d points down",
@@ -195,6 +199,10 @@ async def watch_incidents(every: float) -> None:
                 incident.group,
                 incident.session_code,
                 len(incident.points),
+            )
+        for incident in closed:
+            log.info(
+                "incident closed: %s %s of %s", incident.kind, incident.group, incident.session_code
             )
 
 

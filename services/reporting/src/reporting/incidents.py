@@ -1,7 +1,9 @@
-"""Incidents, not noise: many points of one province (or channel) dropping within a short
-window make one incident; a short flap (back within the grace period) makes nothing. Pure."""
+"""Incidents, not noise: many points of one province (or channel) dropping together make one
+incident as soon as they are shown disconnected; a drop on its own counts only once it has
+lasted the grace, so scattered short flaps make nothing. Pure."""
 
 from collections import deque
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -13,12 +15,20 @@ PRESENT = (PointState.CONNECTED, PointState.LATE)
 
 @dataclass(frozen=True)
 class IncidentRules:
-    # A drop counts once the point has stayed disconnected this long (flaps are ignored).
+    # A drop counts on its own once the point has stayed disconnected this long (flaps are
+    # ignored)...
     grace: timedelta = timedelta(seconds=60)
+    # ...and at once when it is one of drops this close together: a shared cause (the
+    # province's bridge, its relay gateway), not a room's flap.
+    together: timedelta = timedelta(seconds=15)
     # Drops of one province or channel within this window are one event.
     window: timedelta = timedelta(minutes=3)
     min_points: int = 5
     min_share: float = 0.3  # of the group's registered points
+
+    def needed(self, registered: int) -> float:
+        """How many drops of a group of `registered` points make an incident."""
+        return max(self.min_points, self.min_share * registered)
 
 
 @dataclass
@@ -44,6 +54,8 @@ class IncidentDetector:
     def __init__(self, rules: IncidentRules = IncidentRules()) -> None:
         self.rules = rules
         self._down: dict[tuple[str, str], tuple[datetime, list[GroupKey]]] = {}
+        # The same drops within their grace, by group: many of them at once are an incident.
+        self._down_in: dict[GroupKey, dict[str, datetime]] = {}
         self._confirmed: dict[GroupKey, deque[_Drop]] = {}
         self._confirmed_points: set[tuple[str, str]] = set()
         self.open: dict[GroupKey, Incident] = {}
@@ -51,11 +63,18 @@ class IncidentDetector:
 
     def dropped(self, session: str, point: str, groups: list[GroupKey], at: datetime) -> None:
         """The point went disconnected at `at` (its status' `since`)."""
-        self._down.setdefault((session, point), (at, groups))
+        if (session, point) in self._down:
+            return
+        self._down[(session, point)] = (at, groups)
+        for key in groups:
+            self._down_in.setdefault(key, {})[point] = at
 
     def back(self, session: str, point: str) -> None:
         """The point is connected again (or gone from the registry)."""
-        self._down.pop((session, point), None)
+        down = self._down.pop((session, point), None)
+        if down is not None:
+            for key in down[1]:
+                self._down_in[key].pop(point, None)
         # Called for every status of a present point: only a confirmed drop needs the search.
         if (session, point) not in self._confirmed_points:
             return
@@ -73,11 +92,15 @@ class IncidentDetector:
         before: PointStatusRecord | None,
         after: PointStatusRecord,
         point: PointRecord | None,
+        *,
+        on_air: bool = True,
     ) -> None:
         """A point's new status (`before` its last one, None for its first): a drop from
-        present counts against its province and channel; a present status ends any drop."""
+        present counts against its province and channel; a present status ends any drop. A point
+        that said it left (its status' `since` is its last heartbeat: attendance.domain.on_beat)
+        did not drop, nor did one silent once its session was over (`on_air` at `since`)."""
         if after.state is PointState.DISCONNECTED and (before is None or before.state in PRESENT):
-            if point is None:
+            if point is None or _left(after) or not on_air:
                 return
             groups = [
                 (after.session_code, "province", point.province_code or "--"),
@@ -88,32 +111,53 @@ class IncidentDetector:
             self.back(after.session_code, after.point_code)
 
     def tick(
-        self, now: datetime, registered: dict[GroupKey, int]
+        self,
+        now: datetime,
+        registered: dict[GroupKey, int],
+        on_air: Container[str] | None = None,
     ) -> tuple[list[Incident], list[Incident]]:
-        """Confirm drops past the grace, open and close incidents; returns (opened, closed)."""
+        """Confirm drops past the grace, open and close incidents (all of a session no longer
+        `on_air`); returns (opened, closed)."""
         for (session, point), (at, groups) in list(self._down.items()):
             if now - at >= self.rules.grace:
                 del self._down[(session, point)]
                 self._confirmed_points.add((session, point))
                 for key in groups:
+                    del self._down_in[key][point]
                     self._confirmed.setdefault(key, deque()).append(_Drop(point, at))
         opened, closed = [], []
-        for key, drops in self._confirmed.items():
+        for key in self._confirmed.keys() | self._down_in.keys():
+            drops = self._confirmed.setdefault(key, deque())
             while drops and now - drops[0].at > self.rules.window and key not in self.open:
                 drops.popleft()
-            needed = max(self.rules.min_points, self.rules.min_share * registered.get(key, 0))
+            down = self._down_in.get(key, {})
+            needed = self.rules.needed(registered.get(key, 0))
             incident = self.open.get(key)
-            if incident is None and len(drops) >= needed:
-                incident = Incident(
-                    key[0], key[1], key[2], opened_at=drops[0].at, points={d.point for d in drops}
-                )
+            if incident is None and len(drops) + self._together(down) >= needed:
+                since = min([*(d.at for d in drops), *down.values()])
+                incident = Incident(key[0], key[1], key[2], opened_at=since)
                 self.open[key] = incident
                 self.opened_total[key[1]] += 1
                 opened.append(incident)
-            elif incident is not None:
-                incident.points |= {d.point for d in drops}
-                if len(drops) < needed / 2:
+            if incident is not None:
+                incident.points |= {d.point for d in drops} | down.keys()
+                over = on_air is not None and key[0] not in on_air
+                if over or len(drops) + len(down) < needed / 2:
                     incident.closed_at = now
                     closed.append(self.open.pop(key))
                     drops.clear()
         return opened, closed
+
+    def _together(self, down: dict[str, datetime]) -> int:
+        """The most drops within `together` of one another (one alone is not together)."""
+        times = sorted(down.values())
+        most, first = 0, 0
+        for last, at in enumerate(times):
+            while at - times[first] > self.rules.together:
+                first += 1
+            most = max(most, last - first + 1)
+        return most if most > 1 else 0
+
+
+def _left(status: PointStatusRecord) -> bool:
+    return status.last_heartbeat_at is not None and status.since <= status.last_heartbeat_at

@@ -65,12 +65,31 @@ class TotalsCollector(Collector):
 
     def _incidents(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         incidents = _gauge("reporting_open_incidents", "Open incidents", "session", "kind")
-        for (session, kind), count in Counter((s, k) for s, k, _ in self._detector.open).items():
+        open_ = self._detector.open
+        for (session, kind), count in Counter((s, k) for s, k, _ in open_).items():
             incidents.add_metric([session, kind], count)
         opened = CounterMetricFamily("reporting_incidents", "Incidents opened", labels=["kind"])
         for kind, count in self._detector.opened_total.items():
             opened.add_metric([kind], count)
+        # Every group of a session, 0 without an incident: an alert needs the series before.
+        down = {
+            kind: _gauge(
+                f"{kind}_incident_points",
+                f"Points down in the open incident of a {kind} (0: none)",
+                "session",
+                kind,
+            )
+            for kind in ("province", "channel")
+        }
+        for code, view in list(self._live.sessions.items()):
+            for kind, groups in (("province", view.provinces), ("channel", view.channels)):
+                for group in groups:
+                    incident = open_.get((code, kind, group))
+                    down[kind].add_metric(
+                        [code, group], 0 if incident is None else len(incident.points)
+                    )
         yield from (incidents, opened)
+        yield from down.values()
 
 
 def _gauge(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:
