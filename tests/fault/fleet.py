@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -162,6 +163,7 @@ class Load:
     # The longest a point went between two heartbeats it sent while beating: the load's own
     # stalls (a slow answer, its event loop late), told apart from the system's.
     longest_gap: float = 0.0
+    longest_transit: float = 0.0
     silences: Silences = field(init=False)
 
     def __post_init__(self) -> None:
@@ -188,24 +190,45 @@ class Load:
                 if last is not None:
                     self.longest_gap = max(self.longest_gap, started - last)
                 last = started
-                self.silences.speaking(point.code, time.time())
-                try:
-                    await self._beat(client, point)
-                finally:
-                    self.silences.answered(point.code, time.time())
+                await self._speak(client, point)
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
-    async def _beat(self, client: httpx.AsyncClient, point: SimulatedPoint) -> None:
+    async def _speak(self, client: httpx.AsyncClient, point: SimulatedPoint) -> None:
+        """One heartbeat: the room speaks from the moment its request is on the wire (httpx's
+        trace), not from when the load meant to send it; a load whose own event loop is late
+        on a busy machine is a room quiet meanwhile, not one the monitor missed."""
+        on_the_wire: float | None = None
+
+        async def trace(event: str, _: dict[str, Any]) -> None:
+            nonlocal on_the_wire
+            if event == "http11.send_request_body.complete" and on_the_wire is None:
+                on_the_wire = time.time()
+                self.silences.speaking(point.code, on_the_wire)
+
+        try:
+            answer = await self._beat(client, point, {"trace": trace})
+        finally:
+            if on_the_wire is not None:
+                self.silences.answered(point.code, time.time())
+        if answer is not None and answer.status_code == 202 and on_the_wire is not None:
+            # From the wire to the ingest's own receive time: a wait the monitor's alone.
+            received = datetime.fromisoformat(answer.json()["received_at"]).timestamp()
+            self.longest_transit = max(self.longest_transit, received - on_the_wire)
+
+    async def _beat(
+        self, client: httpx.AsyncClient, point: SimulatedPoint, extensions: dict[str, Any]
+    ) -> httpx.Response | None:
         self.sent += 1
         try:
-            answer = await send_heartbeat(client, point, self.session_code)
+            answer = await send_heartbeat(client, point, self.session_code, extensions)
         except httpx.TransportError as error:
             self.refused[type(error).__name__] += 1
-            return
+            return None
         if answer.status_code == 202:
             self.accepted.add((point.code, point.seq))
         else:
             self.refused[str(answer.status_code)] += 1
+        return answer
 
     def figures(self) -> dict[str, object]:
         return {
@@ -213,6 +236,7 @@ class Load:
             "accepted": len(self.accepted),
             "refused": dict(self.refused),
             "longest_gap_between_sends_s": round(self.longest_gap, 2),
+            "longest_wire_to_received_s": round(self.longest_transit, 2),
             **self.silences.counts(),
         }
 

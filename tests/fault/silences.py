@@ -1,8 +1,9 @@
 """When each point's room really went silent, from the load's own requests: the yardstick of
 false transitions, independent of the system and of the oracle.
 
-A room is speaking while a request of its point is in flight (from the first attempt to the
-last answer, retries included) and quiet between an answer and its next request. At its pace
+A room is speaking while a request of its point is in flight (from the moment the first attempt
+is on the wire to the last answer, retries included) and quiet between an answer and its next
+request. At its pace
 that quiet lasts about an interval; one longer than `MISSED_BEAT` intervals means the room
 missed a beat: the test stopped it on purpose, it left, or the load itself stalled (its event
 loop woken late on a busy machine). Only a status whose claimed silence meets such a stretch
