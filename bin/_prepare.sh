@@ -5,10 +5,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need_apt=()
 command -v java >/dev/null || need_apt+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
-# The tests also need a PostgreSQL server, promtool and a browser; running the system does not.
+# Prometheus (and promtool) evaluates the alert rules on the running system and in the tests.
+command -v prometheus >/dev/null && command -v promtool >/dev/null || need_apt+=(prometheus)
+# The tests also need a PostgreSQL server and a browser; running the system does not.
 if [[ ${PREPARE_FOR_TESTS:-} ]]; then
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
-  command -v promtool >/dev/null || need_apt+=(prometheus)
   command -v chromium >/dev/null && command -v chromedriver >/dev/null || need_apt+=(chromium chromium-driver fonts-noto-core)
   command -v go >/dev/null || need_apt+=(golang-go) # builds toxiproxy, below
 fi

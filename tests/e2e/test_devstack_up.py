@@ -1,6 +1,6 @@
 """`devstack up` (what `bin/run` runs) stops cleanly while its simulated course is sending: the
-first SIGINT or SIGTERM stops the simulation, the services and the broker in order without a
-traceback; a second one, later, kills what is left and exits at once."""
+first SIGINT or SIGTERM stops the simulation, the services, Prometheus and the broker in order
+without a traceback; a second one, later, kills what is left and exits at once."""
 
 import os
 import re
@@ -75,6 +75,13 @@ def _connected(reporting: str) -> int:
     )
 
 
+def _prometheus_port(text: str) -> list[int]:
+    """Prometheus's port, printed as its alerts page (it runs wherever bin/run installed it)."""
+    found = re.search(r"prometheus\s+http://127\.0\.0\.1:(\d+)/alerts", text)
+    assert found, text
+    return [int(found.group(1))]
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -103,7 +110,8 @@ def test_one_signal_stops_everything_in_order(
     assert "Stopped." in text.splitlines()[-1], text
     assert not TROUBLE.search(text), text
     assert _gone(broker)
-    assert not [port for port in DEFAULT_PORTS.values() if _listening(port)]
+    ports = [*DEFAULT_PORTS.values(), *_prometheus_port(text)]
+    assert not [port for port in ports if _listening(port)]
 
 
 def test_a_second_signal_forces_the_stop(running: tuple[subprocess.Popen[str], Path]) -> None:
@@ -116,4 +124,5 @@ def test_a_second_signal_forces_the_stop(running: tuple[subprocess.Popen[str], P
     text = output.read_text()
     assert "Forced" in text and not TROUBLE.search(text), text
     assert _gone(broker)
-    assert not [port for port in DEFAULT_PORTS.values() if _listening(port)]
+    ports = [*DEFAULT_PORTS.values(), *_prometheus_port(text)]
+    assert not [port for port in ports if _listening(port)]

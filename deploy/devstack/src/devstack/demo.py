@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from rich.progress import (
 
 from devstack.course import Course, CourseOptions, course_of
 from devstack.kafka import Broker, default_cache_dir, fetch, repo_root
+from devstack.prometheus import Prometheus
 from devstack.registering import (
     create_course_and_sessions,
     designate_gateways,
@@ -33,7 +35,7 @@ from devstack.services import DEFAULT_PORTS, ServiceProcess, running_services
 from devstack.simulate import DEV_OPERATOR_TOKEN
 from devstack.simulation import SimulatedCourse
 from devstack.stopping import Stopper
-from devstack.summary import summary
+from devstack.summary import Seen, summary
 from servicekit.provision import ensure_topics
 
 console = Console()
@@ -67,15 +69,28 @@ def up(options: CourseOptions, *, data_dir: Path | None = None) -> None:
                     )
                 )
                 started.extend(service.process.pid for service in services.values())
+            prometheus = None
+            if shutil.which("prometheus"):  # Debian's package; bin/run installs it
+                with _step(progress, "Starting Prometheus with the alert rules"):
+                    targets = {n: s.url.removeprefix("http://") for n, s in services.items()}
+                    prometheus = running.enter_context(
+                        Prometheus.start(data_dir / "prometheus", targets)
+                    )
+                    started.append(prometheus.process.pid)
         console.print(f"Kafka broker on [bold]{broker.bootstrap}[/] (pid {broker.pid})")
         for service in services.values():
             console.print(f"  {service.name:<13} {service.url}/docs   log: {service.log_path}")
-        asyncio.run(stopper.run(_run_course(services, options, began)))
+        if prometheus is not None:
+            console.print(f"  {'prometheus':<13} {prometheus.url}/alerts")
+        asyncio.run(stopper.run(_run_course(services, options, began, prometheus)))
     console.print("Stopped.")
 
 
 async def _run_course(
-    services: dict[str, ServiceProcess], options: CourseOptions, began: float
+    services: dict[str, ServiceProcess],
+    options: CourseOptions,
+    began: float,
+    prometheus: Prometheus | None,
 ) -> None:
     dashboard = f"{services['reporting'].url}/"
     async with (
@@ -97,7 +112,7 @@ async def _run_course(
             f" ready {time.monotonic() - began:.0f} s after start"
         )
         simulation = SimulatedCourse(course, tokens, attendance)
-        watching = asyncio.create_task(_watch(reporting, simulation, dashboard))
+        watching = asyncio.create_task(_watch(reporting, prometheus, simulation, dashboard))
         try:
             await simulation.run()
         finally:
@@ -134,17 +149,28 @@ async def _register(
     return tokens
 
 
-async def _watch(reporting: httpx.AsyncClient, simulation: SimulatedCourse, dashboard: str) -> None:
+async def _watch(
+    reporting: httpx.AsyncClient,
+    prometheus: Prometheus | None,
+    simulation: SimulatedCourse,
+    dashboard: str,
+) -> None:
     with Live(console=console, refresh_per_second=2, transient=False) as live:
         while True:
-            totals = None
+            seen = Seen()
             if simulation.scene.session is not None:
                 code = simulation.scene.session.plan.code
                 with contextlib.suppress(httpx.TransportError):
                     answer = await reporting.get(f"/v1/sessions/{code}/totals")
                     if answer.status_code == 200:
-                        totals = answer.json()
-            live.update(summary(totals, simulation.scene, simulation.traffic, dashboard))
+                        seen.totals = answer.json()
+                    answer = await reporting.get(f"/v1/sessions/{code}/incidents")
+                    if answer.status_code == 200:
+                        seen.incidents = answer.json()
+                    if prometheus is not None:
+                        alerts = await asyncio.to_thread(prometheus.alerts)
+                        seen.alerts = [a for a in alerts if a["state"] == "firing"]
+            live.update(summary(seen, simulation.scene, simulation.traffic, dashboard))
             await asyncio.sleep(1)
 
 

@@ -1,6 +1,9 @@
 """The terminal's live view of a simulated course: what reporting says and what we sent."""
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -10,16 +13,45 @@ from devstack.simulation import Scene, Traffic
 from registration.divisions import provinces
 
 WORST_PROVINCES = 5
+VIET_NAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-def summary(
-    totals: dict[str, Any] | None, scene: Scene, traffic: Traffic, dashboard: str
-) -> RenderableType:
+@dataclass
+class Seen:
+    """What the desk is shown: reporting's totals and open incidents, Prometheus's alerts."""
+
+    totals: dict[str, Any] | None = None
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # firing
+
+
+def summary(seen: Seen, scene: Scene, traffic: Traffic, dashboard: str) -> RenderableType:
     parts: list[RenderableType] = [_heading(scene, dashboard)]
-    if totals is not None:
-        parts += [_totals(totals), _provinces(totals)]
+    if seen.totals is not None:
+        parts += [_totals(seen.totals), _provinces(seen.totals)]
+    parts.append(_alarms(seen))
     parts.append(_traffic(traffic))
     return Group(*parts)
+
+
+def _alarms(seen: Seen) -> Text:
+    text = Text()
+    names = provinces()
+    for incident in seen.incidents:
+        group = incident["group"]
+        name = names[group].name if incident["kind"] == "province" and group in names else group
+        since = datetime.fromisoformat(incident["opened_at"]).astimezone(VIET_NAM)
+        text.append(
+            f"Incident: {name}, {incident['points']} points down since {since:%H:%M:%S}\n",
+            style="bold red",
+        )
+    for alert in seen.alerts:
+        labels = alert["labels"]
+        where = labels.get("province") or labels.get("channel") or labels.get("job") or ""
+        text.append(f"Alert firing: {labels['alertname']} {where}\n", style="red")
+    if not seen.incidents and not seen.alerts:
+        text.append("No incident open, no alert firing\n", style="dim")
+    return text
 
 
 def _heading(scene: Scene, dashboard: str) -> Text:
