@@ -1,14 +1,15 @@
 """When each point's room really went silent, from the load's own requests: the yardstick of
 false transitions, independent of the system and of the oracle.
 
-A room is speaking while a request of its point is in flight (from the moment the first attempt
-is on the wire to the last answer, retries included) and quiet between an answer and its next
-request. At its pace
+A room is speaking while a request of its point is in flight (from the first attempt to the
+last answer, retries included) and quiet between an answer and its next request. At its pace
 that quiet lasts about an interval; one longer than `MISSED_BEAT` intervals means the room
-missed a beat: the test stopped it on purpose, it left, or the load itself stalled (its event
-loop woken late on a busy machine). Only a status whose claimed silence meets such a stretch
-may show the point late or disconnected. What the load meant to do is no yardstick: on two
-busy cores a load that meant to beat every second was seen to pause for five.
+missed a beat: the test stopped it on purpose, or it left. The load may also stall as a whole,
+its event loop woken late on a busy machine, and then every request it had made waits in it,
+unsent: its rooms were quiet by the load's fault (`stalled`). Only a status whose claimed
+silence meets such a stretch may show the point late or disconnected. What the load meant to do
+is no yardstick: on two busy cores a load that meant to beat every second was seen to pause for
+five, and heartbeats made by it reached the ingest up to 3.6 s later.
 """
 
 import math
@@ -30,6 +31,8 @@ class Silences:
     _quiet_from: dict[str, float] = field(default_factory=dict)
     _missed: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     _left: dict[str, float] = field(default_factory=dict)
+    # When the load's own event loop was woken late: no room of it spoke meanwhile.
+    _stalls: list[tuple[float, float]] = field(default_factory=list)
 
     def speaking(self, code: str, at: float, *, leaving: bool = False) -> None:
         """A request of the point's begins (wall time)."""
@@ -44,11 +47,15 @@ class Silences:
         """The point's request ended (an answer of any kind, or none)."""
         self._quiet_from[code] = at
 
+    def stalled(self, began: float, ended: float) -> None:
+        """The load's event loop ran nothing from `began` to `ended` (wall time)."""
+        self._stalls.append((began, ended))
+
     def kept_sending(self, code: str, start: float, end: float, now: float | None = None) -> bool:
         """Whether the room spoke at its pace all through [start, end] (wall time)."""
         if self._first.get(code, math.inf) > start or self._left.get(code, math.inf) <= end:
             return False
-        quiet = list(self._missed.get(code, []))
+        quiet = [*self._missed.get(code, []), *self._stalls]
         if (quiet_from := self._quiet_from.get(code)) is not None:
             now = time.time() if now is None else now
             if now - quiet_from > MISSED_BEAT * self.interval:
@@ -66,6 +73,8 @@ class Silences:
             "longest_missed_beat_s": round(
                 max((e - b for s in self._missed.values() for b, e in s), default=0.0), 2
             ),
+            "load_stalls": len(self._stalls),
+            "longest_load_stall_s": round(max((e - b for b, e in self._stalls), default=0.0), 2),
         }
 
 

@@ -109,3 +109,17 @@ def test_kept_sending_is_exactly_no_missed_beat_in_the_window(
         if q_begin < end and q_end > begin
     )
     assert silences.kept_sending("P1", begin, end, now=now) == expected
+
+
+def test_a_load_whose_loop_stalled_spoke_for_none_of_its_rooms_meanwhile() -> None:
+    """Each request was made at its pace, but the load's loop ran nothing for 4 s: the
+    requests it had made waited in it, and a late status within those seconds is not false;
+    one outside them still is."""
+    silences = Silences(INTERVAL)
+    at_pace(silences, "A", [T0 + n for n in range(20)])
+    silences.stalled(T0 + 5.2, T0 + 9.2)
+    inside = status("A", PointState.LATE, last=T0 + 5.05, since=T0 + 8.05)
+    outside = status("A", PointState.LATE, last=T0 + 12.05, since=T0 + 15.05)
+    assert false_transitions({"A": [inside]}, silences) == {}
+    assert false_transitions({"A": [outside]}, silences) == {"A": ["late"]}
+    assert silences.counts()["load_stalls"] == 1
