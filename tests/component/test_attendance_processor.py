@@ -374,8 +374,7 @@ async def test_a_point_refused_while_others_got_through_is_not_silent() -> None:
     START + 6.2. A's heartbeat of START + 1 waited past the ingest's 5 s timeout: answered 503
     at START + 6, it is not taken. What came after it waited less and is taken, the
     watermarks too, so the monitor was accepting from START + 1.25. A sent again after its
-    answer, as every agent does: it was waiting on the monitor, not silent (found in the
-    three-broker test on two busy cores: 13 points shown late)."""
+    answer, as every agent does: it was waiting on the monitor, not silent."""
     log = Log()
     log.beat("A", 1, START)
     log.marks(START + 0.25, START + 0.75)
