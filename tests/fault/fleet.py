@@ -43,6 +43,10 @@ PLAN = CoursePlan(
 # each other as well as with the rest of the suite.
 UNDER_LOAD = pytest.mark.xdist_group("under-load")
 LAG_TICK = 0.1  # how often the load looks at its own event loop
+# httpcore's trace events of a request's first action on a socket.
+SOCKET_ACTIONS = frozenset(
+    {"connection.connect_tcp.started", "http11.send_request_headers.started"}
+)
 ROLES = {
     "registration": ("registration", {}),
     "ingest": ("attendance", {"ATTENDANCE_PROCESSOR": "false"}),
@@ -164,7 +168,10 @@ class Load:
     # The longest a point went between two heartbeats it sent while beating: the load's own
     # stalls (a slow answer, its event loop late), told apart from the system's.
     longest_gap: float = 0.0
-    longest_transit: float = 0.0
+    # The longest a request waited in the load before its first socket action (the load's
+    # lateness), and from then to the ingest's own receive time (the monitor's).
+    longest_unsent: float = 0.0
+    longest_unread: float = 0.0
     silences: Silences = field(init=False)
 
     def __post_init__(self) -> None:
@@ -196,18 +203,29 @@ class Load:
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
     async def _speak(self, client: httpx.AsyncClient, point: SimulatedPoint) -> None:
-        """One heartbeat, the room speaking from its attempt to its answer (or failure)."""
-        attempt = time.time()
-        self.silences.speaking(point.code, attempt)
+        """One heartbeat. The room speaks from the load's first action on a socket for it (a
+        connect, or its headers on a kept connection: httpx's trace) to its answer or failure.
+        Before that, a load starved of CPU is quiet by its own fault; after it, even a refused
+        connection is the room trying and the monitor not there."""
+        made = time.time()
+        touched: float | None = None
+
+        async def trace(event: str, _: dict[str, Any]) -> None:
+            nonlocal touched
+            if touched is None and event in SOCKET_ACTIONS:
+                touched = time.time()
+                self.silences.speaking(point.code, touched)
+
         try:
-            answer = await self._beat(client, point)
+            answer = await self._beat(client, point, {"trace": trace})
         finally:
-            self.silences.answered(point.code, time.time())
-        if answer is not None and answer.status_code == 202:
-            # From the attempt to the ingest's own receive time: the load's lateness putting
-            # it on the wire and the ingest's reading it, together.
+            if touched is not None:
+                self.silences.answered(point.code, time.time())
+        if touched is not None:
+            self.longest_unsent = max(self.longest_unsent, touched - made)
+        if answer is not None and answer.status_code == 202 and touched is not None:
             received = datetime.fromisoformat(answer.json()["received_at"]).timestamp()
-            self.longest_transit = max(self.longest_transit, received - attempt)
+            self.longest_unread = max(self.longest_unread, received - touched)
 
     async def _watch_lag(self) -> None:
         """The load's own event loop woken late (a busy machine): its rooms were quiet by the
@@ -221,11 +239,11 @@ class Load:
                 self.silences.stalled(now - late, now)
 
     async def _beat(
-        self, client: httpx.AsyncClient, point: SimulatedPoint
+        self, client: httpx.AsyncClient, point: SimulatedPoint, extensions: dict[str, Any]
     ) -> httpx.Response | None:
         self.sent += 1
         try:
-            answer = await send_heartbeat(client, point, self.session_code)
+            answer = await send_heartbeat(client, point, self.session_code, extensions)
         except httpx.TransportError as error:
             self.refused[type(error).__name__] += 1
             return None
@@ -241,7 +259,8 @@ class Load:
             "accepted": len(self.accepted),
             "refused": dict(self.refused),
             "longest_gap_between_sends_s": round(self.longest_gap, 2),
-            "longest_sent_to_received_s": round(self.longest_transit, 2),
+            "longest_made_to_socket_s": round(self.longest_unsent, 2),
+            "longest_socket_to_received_s": round(self.longest_unread, 2),
             **self.silences.counts(),
         }
 

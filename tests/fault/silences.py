@@ -1,15 +1,15 @@
 """When each point's room really went silent, from the load's own requests: the yardstick of
 false transitions, independent of the system and of the oracle.
 
-A room is speaking while a request of its point is in flight (from the first attempt to the
-last answer, retries included) and quiet between an answer and its next request. At its pace
-that quiet lasts about an interval; one longer than `MISSED_BEAT` intervals means the room
-missed a beat: the test stopped it on purpose, or it left. The load may also stall as a whole,
-its event loop woken late on a busy machine, and then every request it had made waits in it,
-unsent: its rooms were quiet by the load's fault (`stalled`). Only a status whose claimed
-silence meets such a stretch may show the point late or disconnected. What the load meant to do
-is no yardstick: on two busy cores a load that meant to beat every second was seen to pause for
-five, and heartbeats made by it reached the ingest up to 3.6 s later.
+A room is speaking while a request of its point is in flight (from the load's first action on a
+socket for it to the last answer, retries included) and quiet between an answer and its next
+request. At its pace that quiet lasts about an interval; one longer than `MISSED_BEAT`
+intervals means the room missed a beat: the test stopped it on purpose, or it left, or the load
+was too starved to act on a socket. The load may also stall as a whole, its event loop woken
+late on a busy machine: its rooms were quiet by the load's fault (`stalled`). Only a status
+whose claimed silence meets such a stretch may show the point late or disconnected. What the
+load meant to do is no yardstick: on two busy cores a load that meant to beat every second was
+seen to pause for five, and heartbeats it made reached the ingest up to 3.6 s later.
 """
 
 import math

@@ -3,6 +3,7 @@
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -79,8 +80,12 @@ async def register_course(
 
 
 async def send_heartbeat(
-    attendance: httpx.AsyncClient, point: SimulatedPoint, session_code: str
+    attendance: httpx.AsyncClient,
+    point: SimulatedPoint,
+    session_code: str,
+    extensions: dict[str, Any] | None = None,
 ) -> httpx.Response:
+    """`extensions`: httpx's, per request (a `trace` callback sees it reach the socket)."""
     point.seq += 1
     return await attendance.post(
         "/v1/heartbeats",
@@ -92,4 +97,5 @@ async def send_heartbeat(
             "learners": point.learners,
         },
         headers={"Authorization": f"Bearer {point.token}"},
+        extensions=extensions,
     )
