@@ -35,6 +35,5 @@ async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, h
 @pytest.fixture
 def prometheus(stack: dict[str, ServiceProcess], tmp_path: Path) -> Iterator[Prometheus]:
     """A real Prometheus scraping the shared stack with the production config and rules."""
-    targets = {name: s.url.removeprefix("http://") for name, s in stack.items()}
-    with Prometheus.start(tmp_path / "prometheus", targets) as server:
+    with Prometheus.scraping(stack, tmp_path / "prometheus") as server:
         yield server

@@ -221,9 +221,10 @@ class Load:
         finally:
             if touched is not None:
                 self.silences.answered(point.code, time.time())
-        if touched is not None:
-            self.longest_unsent = max(self.longest_unsent, touched - made)
-        if answer is not None and answer.status_code == 202 and touched is not None:
+        if touched is None:
+            return
+        self.longest_unsent = max(self.longest_unsent, touched - made)
+        if answer is not None and answer.status_code == 202:
             received = datetime.fromisoformat(answer.json()["received_at"]).timestamp()
             self.longest_unread = max(self.longest_unread, received - touched)
 

@@ -337,14 +337,15 @@ class Recomputation:
             return
         partition = self._partitions.setdefault(record.partition, _PartitionTruth())
         if not taken:
-            truth = None if beat is None else partition.heard.get(beat.point_code)
-            if beat is not None and truth is not None and beat.session_code == self.session.code:
-                truth.refused(
-                    moment + self.allowances.publish_timeout,
-                    partition.proved,
-                    self.session.late_after_s,
-                    self.session.disconnected_after_s,
-                )
+            if beat is not None and beat.session_code == self.session.code:
+                truth = partition.heard.get(beat.point_code)
+                if truth is not None:
+                    truth.refused(
+                        moment + self.allowances.publish_timeout,
+                        partition.proved,
+                        self.session.late_after_s,
+                        self.session.disconnected_after_s,
+                    )
             return
         outage_after = self.allowances.outage_after
         evidence = partition.evidence

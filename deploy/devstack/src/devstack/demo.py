@@ -72,9 +72,8 @@ def up(options: CourseOptions, *, data_dir: Path | None = None) -> None:
             prometheus = None
             if shutil.which("prometheus"):  # Debian's package; bin/run installs it
                 with _step(progress, "Starting Prometheus with the alert rules"):
-                    targets = {n: s.url.removeprefix("http://") for n, s in services.items()}
                     prometheus = running.enter_context(
-                        Prometheus.start(data_dir / "prometheus", targets)
+                        Prometheus.scraping(services, data_dir / "prometheus")
                     )
                     started.append(prometheus.process.pid)
         console.print(f"Kafka broker on [bold]{broker.bootstrap}[/] (pid {broker.pid})")

@@ -16,6 +16,7 @@ import httpx
 import yaml
 
 from devstack.ports import free_port
+from devstack.services import ServiceProcess
 
 MONITORING_DIR = Path(__file__).resolve().parents[3] / "prometheus"
 CONFIG = MONITORING_DIR / "prometheus.yml"
@@ -32,6 +33,11 @@ class Prometheus:
     url: str
     data_dir: Path
     process: subprocess.Popen[bytes]
+
+    @classmethod
+    def scraping(cls, services: Mapping[str, ServiceProcess], data_dir: Path) -> Prometheus:
+        """One that scrapes each of `services` as a job of its name."""
+        return cls.start(data_dir, {n: s.url.removeprefix("http://") for n, s in services.items()})
 
     @classmethod
     def start(

@@ -54,8 +54,6 @@ class IncidentDetector:
     def __init__(self, rules: IncidentRules = IncidentRules()) -> None:
         self.rules = rules
         self._down: dict[tuple[str, str], tuple[datetime, list[GroupKey]]] = {}
-        # The same drops within their grace, by group: many of them at once are an incident.
-        self._down_in: dict[GroupKey, dict[str, datetime]] = {}
         self._confirmed: dict[GroupKey, deque[_Drop]] = {}
         self._confirmed_points: set[tuple[str, str]] = set()
         self.open: dict[GroupKey, Incident] = {}
@@ -63,18 +61,11 @@ class IncidentDetector:
 
     def dropped(self, session: str, point: str, groups: list[GroupKey], at: datetime) -> None:
         """The point went disconnected at `at` (its status' `since`)."""
-        if (session, point) in self._down:
-            return
-        self._down[(session, point)] = (at, groups)
-        for key in groups:
-            self._down_in.setdefault(key, {})[point] = at
+        self._down.setdefault((session, point), (at, groups))
 
     def back(self, session: str, point: str) -> None:
         """The point is connected again (or gone from the registry)."""
-        down = self._down.pop((session, point), None)
-        if down is not None:
-            for key in down[1]:
-                self._down_in[key].pop(point, None)
+        self._down.pop((session, point), None)
         # Called for every status of a present point: only a confirmed drop needs the search.
         if (session, point) not in self._confirmed_points:
             return
@@ -123,14 +114,18 @@ class IncidentDetector:
                 del self._down[(session, point)]
                 self._confirmed_points.add((session, point))
                 for key in groups:
-                    del self._down_in[key][point]
                     self._confirmed.setdefault(key, deque()).append(_Drop(point, at))
+        # The drops still within their grace, by group: many of them together are an incident.
+        down_in: dict[GroupKey, dict[str, datetime]] = {}
+        for (_, point), (at, groups) in self._down.items():
+            for key in groups:
+                down_in.setdefault(key, {})[point] = at
         opened, closed = [], []
-        for key in self._confirmed.keys() | self._down_in.keys():
+        for key in self._confirmed.keys() | down_in.keys():
             drops = self._confirmed.setdefault(key, deque())
             while drops and now - drops[0].at > self.rules.window and key not in self.open:
                 drops.popleft()
-            down = self._down_in.get(key, {})
+            down = down_in.get(key, {})
             needed = self.rules.needed(registered.get(key, 0))
             incident = self.open.get(key)
             if incident is None and len(drops) + self._together(down) >= needed:
