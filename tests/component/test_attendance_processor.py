@@ -167,12 +167,18 @@ class Log:
         self.records.append(record(0, len(self.records), point_key(point), value, at + appended))
 
     def marks(
-        self, start: float, until: float, every: float = 0.25, *, appended: float = 0.0
+        self,
+        start: float,
+        until: float,
+        every: float = 0.25,
+        *,
+        appended: float = 0.0,
+        ingest: str = "ingest-1",
     ) -> None:
         at = start
         while at <= until + 1e-9:
-            value = watermark_record("ingest-1", at)
-            key = watermark_key("ingest-1")
+            value = watermark_record(ingest, at)
+            key = watermark_key(ingest)
             self.records.append(record(0, len(self.records), key, value, at + appended))
             at += every
 
@@ -389,6 +395,27 @@ async def test_a_point_refused_while_others_got_through_is_not_silent() -> None:
     assert states(kafka, "A") == ["connected"]
     assert track(kafka, "A").reconnects == 0
     assert oracle_says(log, "A") == ("connected", 0)
+
+
+async def test_an_ingest_still_delivering_after_an_outage_is_waited_for() -> None:
+    """Kafka away from START + 2.5 to START + 22.5 for both ingests: no instance proves
+    anything meanwhile. When it is back, ingest-1's watermark lands first, ingest-2's
+    heartbeat of A (received at START + 20.5, stored 2.1 s later: answered 202) right after.
+    ingest-2 is 20 s behind ingest-1 then, but only because of the outage: it must still be
+    waited for. A's silence, outage excused, lasted 1.5 s."""
+    log = Log()
+    log.beat("A", 1, START)
+    for ingest in ("ingest-1", "ingest-2"):
+        log.marks(START + 0.25, START + 2.5, ingest=ingest)
+    back = START + 22.5
+    log.marks(back, back, appended=0.05)
+    log.beat("A", 2, START + 20.5, appended=back + 0.1 - (START + 20.5))
+    for ingest in ("ingest-2", "ingest-1"):
+        log.marks(back + 0.25, back + 2.0, ingest=ingest)
+    kafka = await decided(log)
+    assert oracle_says(log, "A") == ("connected", 0)
+    assert states(kafka, "A") == ["connected"]
+    assert track(kafka, "A").reconnects == 0
 
 
 async def test_a_point_answered_just_before_an_outage_is_excused_like_the_rest() -> None:

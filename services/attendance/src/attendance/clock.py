@@ -11,7 +11,9 @@ Two rules make that work with several ingest instances and with outages:
 
 - The clock reads the earliest watermark among the instances still writing. An instance
   whose watermarks fall `gone_after` behind the newest one, or that said it stops (`final`),
-  is no longer waited for.
+  is no longer waited for. Behind counts from the end of the last outage at the earliest:
+  when Kafka comes back, the first instance through is ahead of the others by the whole
+  outage, and their heartbeats held meanwhile are still to land.
 - Every stamp (a heartbeat's receive time or a watermark) is evidence that the ingest was
   accepting at that moment. When the evidence stops for longer than `outage_after`, the
   monitor was not accepting meanwhile, and that stretch is not silence: it comes back as a
@@ -40,6 +42,8 @@ class IngestClock:
     now: float | None = None
     # The newest stamp seen, heartbeat or watermark.
     evidence: float | None = None
+    # The first stamp after the last gap: no instance is behind from before it.
+    resumed_at: float | None = None
 
     def stamp(self, at: float) -> Gap | None:
         """A moment the ingest was accepting; the gap since the previous one, if it is one."""
@@ -49,6 +53,7 @@ class IngestClock:
         self.evidence = at
         if previous is None or at - previous <= self.outage_after:
             return None
+        self.resumed_at = at
         return Gap(previous, at - previous - self.outage_after)
 
     def watermark(self, ingest: str, at: float, final: bool) -> tuple[Gap | None, bool]:
@@ -60,9 +65,10 @@ class IngestClock:
             self.marks[ingest] = at
         if not self.marks:
             return gap, False
-        newest = max(self.marks.values())
-        for stale in [i for i, mark in self.marks.items() if mark < newest - self.gone_after]:
-            del self.marks[stale]
+        cutoff = max(self.marks.values()) - self.gone_after
+        if self.resumed_at is None or self.resumed_at < cutoff:
+            for stale in [i for i, mark in self.marks.items() if mark < cutoff]:
+                del self.marks[stale]
         frontier = min(self.marks.values())
         if self.now is not None and frontier <= self.now:
             return gap, False
@@ -71,7 +77,12 @@ class IngestClock:
 
     def saved(self) -> dict[str, object]:
         """What a restart needs to carry on exactly (it goes with the committed offset)."""
-        return {"now": self.now, "evidence": self.evidence, "marks": dict(self.marks)}
+        return {
+            "now": self.now,
+            "evidence": self.evidence,
+            "resumed_at": self.resumed_at,
+            "marks": dict(self.marks),
+        }
 
     @classmethod
     def resumed(
@@ -81,8 +92,15 @@ class IngestClock:
         if not saved:
             return clock
         now, evidence, marks = saved.get("now"), saved.get("evidence"), saved.get("marks")
-        clock.now = float(now) if isinstance(now, int | float) else None
-        clock.evidence = float(evidence) if isinstance(evidence, int | float) else None
+        clock.now, clock.evidence, clock.resumed_at = (
+            _moment(now),
+            _moment(evidence),
+            _moment(saved.get("resumed_at")),
+        )
         if isinstance(marks, dict):
             clock.marks = {str(k): float(v) for k, v in marks.items() if isinstance(v, int | float)}
         return clock
+
+
+def _moment(saved: object) -> float | None:
+    return float(saved) if isinstance(saved, int | float) else None
