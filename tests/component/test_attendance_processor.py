@@ -418,6 +418,27 @@ async def test_an_ingest_still_delivering_after_an_outage_is_waited_for() -> Non
     assert track(kafka, "A").reconnects == 0
 
 
+async def test_a_point_gone_before_an_outage_comes_back_reconnected() -> None:
+    """A falls silent at START and is disconnected at START + 6, while the monitor is still
+    accepting; Kafka is away from START + 7 to START + 30. The outage excuses nothing of a
+    silence already judged: neither does A's heartbeat refused meanwhile (received at
+    START + 24.9, stored past the timeout), and A's heartbeat after the outage is a reconnect.
+    What shows the outage first is B's heartbeat, not a watermark."""
+    log = Log()
+    log.beat("A", 1, START)
+    log.beat("B", 1, START + 0.1)
+    log.marks(START + 0.25, START + 7.0)
+    back = START + 30.0
+    log.beat("B", 2, START + 29.0, appended=back + 0.1 - (START + 29.0))
+    log.beat("A", 2, START + 24.9, appended=back + 0.2 - (START + 24.9))
+    log.beat("A", 3, back + 0.1, appended=0.2)
+    log.marks(back + 0.5, back + 2.0)
+    kafka = await decided(log)
+    assert oracle_says(log, "A") == ("connected", 1)
+    assert states(kafka, "A") == ["connected", "late", "disconnected", "connected"]
+    assert track(kafka, "A").reconnects == 1
+
+
 async def test_a_point_answered_just_before_an_outage_is_excused_like_the_rest() -> None:
     """A's heartbeat is answered at START + 0.6, after the last watermark of the partition
     (START + 0.5): then Kafka is away for a minute. Silence since the answer is the outage's

@@ -11,12 +11,14 @@ would otherwise agree with itself. Besides the session's timeouts:
   its room spoke, and waited for that answer: a present point's silence counts from then;
 - in each partition, every record is evidence that the monitor was accepting at its moment (a
   heartbeat's receive time, a watermark's); where the evidence stops for longer than the outage
-  allowance, the monitor could not accept, and that stretch is no present point's silence.
+  allowance, the monitor could not accept, and that stretch is no silence of a point still
+  present once its silence up to the last watermark before it is judged.
 
 It is asked once the processor's consumer lag is zero, and its answer is compared with
 attendance's latest committed status per point and reporting's totals.
 """
 
+import math
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -223,9 +225,20 @@ class Truth:
         elif quiet >= late_after:
             self.state = "late"
 
-    def outage(self, began: float, seconds: float) -> None:
+    def outage(
+        self,
+        began: float,
+        seconds: float,
+        judged_until: float | None,
+        late_after: float,
+        disconnected_after: float,
+    ) -> None:
         """The monitor accepted nothing for `seconds` after `began`: not this point's silence
-        (nor the part of it after its answer, when that came after `began`)."""
+        (nor the part of it after its answer, when that came after `began`). What the silence
+        had done up to `judged_until` (the watermarks before the outage) is done: a point
+        disconnected by then is excused nothing."""
+        if judged_until is not None:
+            self.silence(judged_until, late_after, disconnected_after)
         if self.state not in PRESENT or self.quiet_from is None:
             return
         if self.quiet_from <= began:
@@ -250,15 +263,17 @@ class Truth:
         disconnected_after: float,
         *,
         answered_at: float | None = None,
+        ends_at: float = math.inf,
     ) -> None:
-        """`answered_at`: when the ingest could answer it, once the broker had stored it."""
+        """`answered_at`: when the ingest could answer it, once the broker had stored it.
+        Attendance adds up until the session's `ends_at` only."""
         if beat.seq <= self.seq:
             return  # a duplicate or an older heartbeat changes nothing
         received = beat.received_at.timestamp()
         self.silence(received, late_after, disconnected_after)
         if self.state in PRESENT and self.last_seen is not None:
-            self.present_seconds += max(0.0, received - self.last_seen)
-        coming_back = self.state in ("late", "disconnected")
+            self.present_seconds += max(0.0, min(received, ends_at) - min(self.last_seen, ends_at))
+        coming_back = self.state in ("late", "disconnected") and received <= ends_at
         self.state = "disconnected" if beat.leaving else "connected"
         self.reconnects += self.state == "connected" and coming_back
         self.seq, self.learners = beat.seq, beat.learners
@@ -350,8 +365,11 @@ class Recomputation:
         outage_after = self.allowances.outage_after
         evidence = partition.evidence
         if evidence is not None and moment - evidence > outage_after:
+            late, gone = self.session.late_after_s, self.session.disconnected_after_s
             for truth in partition.heard.values():
-                truth.outage(evidence, moment - evidence - outage_after)
+                truth.outage(
+                    evidence, moment - evidence - outage_after, partition.proved, late, gone
+                )
         partition.evidence = moment if evidence is None else max(evidence, moment)
         if beat is None:
             proved = partition.proved
@@ -365,6 +383,7 @@ class Recomputation:
                 self.session.late_after_s,
                 self.session.disconnected_after_s,
                 answered_at=record.appended_at,
+                ends_at=self.session.ends_at.timestamp(),
             )
 
     def oracle(self, now: float | None = None) -> Oracle:
