@@ -2,7 +2,8 @@
 downloaded one), driven by Selenium through Debian's chromedriver, against the three services.
 
 Saves what the desk would see to test-artifacts/dashboard.png (1920x1080, a wall screen) and
-test-artifacts/dashboard-1366.png (a laptop).
+test-artifacts/dashboard-1366.png (a laptop); and, for a nationwide course with every room full,
+test-artifacts/fit-1920.png, fit-1366.png and fit-390.png (a phone).
 """
 
 import asyncio
@@ -10,6 +11,7 @@ import contextlib
 import dataclasses
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +25,7 @@ from selenium.webdriver.common.by import By
 
 from devstack.services import ServiceProcess
 from devstack.simulate import CoursePlan, SimulatedPoint, send_heartbeat
+from registration.official import official_points
 from tests.e2e.helpers import eventually
 from tests.e2e.test_thin_path import fresh_plan, registered_points, totals
 
@@ -33,6 +36,8 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 WALL = (1920, 1080)
 LAPTOP = (1366, 768)
+PHONE = (390, 844)
+PROVINCES = 34
 
 # The headline figures of the page (element id -> field of the totals).
 FIGURES = {
@@ -82,7 +87,7 @@ def set_viewport(driver: WebDriver, size: tuple[int, int]) -> None:
     width, height = size
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
     )
 
 
@@ -147,6 +152,48 @@ def save_screenshot(driver: WebDriver, size: tuple[int, int], name: str) -> Path
     path = ARTIFACTS / name
     assert driver.save_screenshot(str(path)), f"no screenshot saved at {path}"
     return path
+
+
+# What holds a figure: none may be wider than its box (a name may be cut short with "…": its
+# own box clips it on purpose, so names are not measured, their tiles and rows are).
+HOLDERS = (
+    ".topbar, .card, .kpi__detail, .state, .tile, .tile__figures, .channel__head, "
+    ".channel__detail, .problem, .incident"
+)
+
+
+def fit_on_page(driver: WebDriver) -> dict[str, Any]:
+    """What spills out of its box, whether the page scrolls sideways, and the province tiles:
+    how many, and how many lie wholly inside the viewport."""
+    found: dict[str, Any] = driver.execute_script(
+        """
+        const spilled = [];
+        for (const node of document.querySelectorAll(arguments[0])) {
+          if (!node.getClientRects().length) continue;  // not shown
+          if (node.scrollWidth > node.clientWidth + 1) {
+            spilled.push(`${node.className} (${node.scrollWidth} > ${node.clientWidth}): ` +
+              node.textContent.trim().replace(/\\s+/g, " ").slice(0, 60));
+          }
+        }
+        const tiles = [...document.querySelectorAll("#province-grid .tile")];
+        const inView = tiles.filter((tile) => {
+          const r = tile.getBoundingClientRect();
+          return r.width > 0 && r.top >= 0 && r.left >= 0 &&
+            r.bottom <= innerHeight && r.right <= innerWidth;
+        });
+        const page = document.documentElement;
+        return {
+          spilled,
+          sideways: page.scrollWidth > innerWidth,
+          tiles: tiles.length,
+          tiles_in_view: inView.length,
+          provinces_top: Math.round(document.getElementById("province-grid")
+            .getBoundingClientRect().top + scrollY),
+        };
+        """,
+        HOLDERS,
+    )
+    return found
 
 
 def script_errors(driver: WebDriver) -> list[str]:
@@ -258,3 +305,50 @@ async def test_dashboard_follows_the_live_totals(
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
+
+
+async def beat_once(
+    attendance: httpx.AsyncClient, points: list[SimulatedPoint], session_code: str
+) -> None:
+    """One heartbeat from every point, 32 at a time, each answered 202."""
+    gate = asyncio.Semaphore(32)
+
+    async def beat(point: SimulatedPoint) -> int:
+        async with gate:
+            return (await send_heartbeat(attendance, point, session_code)).status_code
+
+    answers = await asyncio.gather(*(beat(point) for point in points))
+    assert set(answers) == {202}, Counter(answers)
+
+
+async def test_every_screen_fits_a_nationwide_course(
+    clients: dict[str, httpx.AsyncClient], stack: dict[str, ServiceProcess], browser: WebDriver
+) -> None:
+    """Every official point (34 provinces and 3,321 communes, up to 169 points a province),
+    connected with its room full: the widest figures a course shows. At 1920x1080, 1366x768 and
+    on a 390x844 phone no figure spills out of its box and the page never scrolls sideways;
+    the wall screen shows every province at once, the phone within its first two screens."""
+    everyone = len(official_points(expected_learners=0))
+    plan = dataclasses.replace(
+        fresh_plan(points=everyone), late_after_s=600.0, disconnected_after_s=900.0
+    )
+    points = await registered_points(clients, plan)
+    for point in points:
+        point.learners = point.expected_learners
+    await beat_once(clients["attendance"], points, plan.session_code)
+    await in_browser(browser.get, f"{stack['reporting'].url}/?session={plan.session_code}")
+    await eventually(
+        lambda: in_browser(figures_on_page, browser),
+        lambda page: page["points-connected"]["value"] == str(everyone),
+    )
+    fits = {}
+    for size, name in ((WALL, "fit-1920.png"), (LAPTOP, "fit-1366.png"), (PHONE, "fit-390.png")):
+        await in_browser(save_screenshot, browser, size, name)
+        fits[size] = await in_browser(fit_on_page, browser)
+    for size, fit in fits.items():
+        assert (fit["spilled"], fit["sideways"]) == ([], False), (size, fit)
+        assert fit["tiles"] == PROVINCES, (size, fit)
+    assert fits[WALL]["tiles_in_view"] == PROVINCES, fits[WALL]
+    # On the phone the provinces come right after the headline, not below the list.
+    assert fits[PHONE]["provinces_top"] <= 2 * PHONE[1], fits[PHONE]
+    assert await in_browser(script_errors, browser) == []
