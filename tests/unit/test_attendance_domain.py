@@ -1,6 +1,7 @@
 """The connection state machine, against a reference read from docs/architecture.md."""
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import pytest
 from hypothesis import given
@@ -62,6 +63,20 @@ def test_returning_after_silence_is_a_counted_reconnect() -> None:
         140.0,
         20,
     )
+
+
+def test_attendance_stops_adding_up_at_the_end_of_the_session() -> None:
+    """Ends at 110: the point is still shown as it is after that, but its figures stop."""
+    ending = replace(LIVENESS, ends_at=110.0)
+    track = on_heartbeat(NEVER_CONNECTED, Beat(seq=1, received_at=100.0, learners=25), ending)
+    track = on_heartbeat(track, Beat(seq=2, received_at=105.0, learners=20), ending)
+    after = on_heartbeat(track, Beat(seq=3, received_at=115.0, learners=40), ending)
+    assert (after.state, after.learners) == (PointState.CONNECTED, 40)
+    assert (after.present_seconds, after.learner_seconds) == (10.0, 5 * 25 + 5 * 20)
+    assert (after.min_learners, after.max_learners) == (20, 25)
+    gone = on_time(after, 150.0, ending)
+    back = on_heartbeat(gone, Beat(seq=4, received_at=151.0, learners=30), ending)
+    assert (back.state, back.reconnects, back.present_seconds) == (PointState.CONNECTED, 0, 10.0)
 
 
 def test_leaving_disconnects_at_once() -> None:
@@ -140,19 +155,26 @@ class Reference:
     """The connection states of docs/architecture.md read literally, from the accepted
     heartbeats alone."""
 
+    ends_at: float
     accepted: list[Beat] = field(default_factory=list)
     present_seconds: float = 0.0
     learner_seconds: float = 0.0
     reconnects: int = 0
 
     def accept(self, beat: Beat) -> None:
+        """Attendance adds up within the session only: nothing after its end."""
         if self.accepted:
             last = self.accepted[-1]
             state_then = self.state(beat.received_at)
+            within = min(beat.received_at, self.ends_at) - min(last.received_at, self.ends_at)
             if state_then in (PointState.CONNECTED, PointState.LATE):
-                self.present_seconds += beat.received_at - last.received_at
-                self.learner_seconds += last.learners * (beat.received_at - last.received_at)
-            if state_then in (PointState.LATE, PointState.DISCONNECTED) and not beat.leaving:
+                self.present_seconds += within
+                self.learner_seconds += last.learners * within
+            if (
+                state_then in (PointState.LATE, PointState.DISCONNECTED)
+                and not beat.leaving
+                and beat.received_at <= self.ends_at
+            ):
                 self.reconnects += 1
         self.accepted.append(beat)
 
@@ -169,26 +191,35 @@ class Reference:
         return PointState.LATE if late else PointState.CONNECTED
 
 
-@given(events, st.floats(min_value=0.0, max_value=60.0), st.booleans())
+@given(
+    events,
+    st.floats(min_value=0.0, max_value=60.0),
+    st.booleans(),
+    st.one_of(st.just(math.inf), st.floats(min_value=0.0, max_value=400.0)),
+)
 def test_state_and_attendance_always_match_the_design(
-    heartbeats: list[tuple[float, int, int, bool, float]], final_gap: float, ticking: bool
+    heartbeats: list[tuple[float, int, int, bool, float]],
+    final_gap: float,
+    ticking: bool,
+    ends_after: float,
 ) -> None:
     """With or without expiry ticks between heartbeats, the outcome is the same."""
     track: Track = NEVER_CONNECTED
-    reference = Reference()
     now = 1_000.0
+    liveness = replace(LIVENESS, ends_at=now + ends_after)
+    reference = Reference(liveness.ends_at)
     for gap, seq, learners, leaving, wait in heartbeats:
         now += gap
         if ticking:
-            track = on_time(track, now, LIVENESS)
+            track = on_time(track, now, liveness)
         answered_at = now + wait if wait else None
         beat = Beat(seq, now, learners, leaving, answered_at)
         if seq > (reference.accepted[-1].seq if reference.accepted else -1):
             reference.accept(beat)
-        track = on_heartbeat(track, beat, LIVENESS)
+        track = on_heartbeat(track, beat, liveness)
         assert track.state is reference.state(now)
     now += final_gap
-    track = on_time(track, now, LIVENESS)
+    track = on_time(track, now, liveness)
     assert track.state is reference.state(now)
     last = reference.accepted[-1] if reference.accepted else None
     assert track.learners == (last.learners if last else 0)

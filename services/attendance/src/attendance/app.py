@@ -4,6 +4,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
+from datetime import datetime
 from functools import cache
 
 from aiokafka import AIOKafkaConsumer
@@ -65,13 +66,13 @@ def liveness_of(session_code: str) -> Liveness:
     session = registry.sessions.get(session_code)
     if session is None:
         return DEFAULT_LIVENESS
-    return _liveness(session.late_after_s, session.disconnected_after_s)
+    return _liveness(session.late_after_s, session.disconnected_after_s, session.ends_at)
 
 
 @cache
-def _liveness(late_after: float, disconnected_after: float) -> Liveness:
+def _liveness(late_after: float, disconnected_after: float, ends_at: datetime) -> Liveness:
     """One object per distinct setting: asked for twice per heartbeat."""
-    return Liveness(late_after, disconnected_after)
+    return Liveness(late_after, disconnected_after, ends_at.timestamp())
 
 
 def expected_of(point_code: str) -> int:

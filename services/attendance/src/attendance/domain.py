@@ -7,6 +7,7 @@ moved later by every stretch in which the monitor itself could not accept heartb
 `attendance.clock`): the monitor's own slowness and outages are not the points' silence.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -16,10 +17,14 @@ from contracts.events import PointState
 
 @dataclass(frozen=True, slots=True)
 class Liveness:
-    """How long silence may last before a point is shown late, then disconnected."""
+    """How long silence may last before a point is shown late, then disconnected; and until
+    when attendance adds up. A point still beating after its session's end is still shown as
+    it is, but its minutes, learner counts and reconnects stop there, so a report of an ended
+    session stops moving."""
 
     late_after: float = 12.0
     disconnected_after: float = 30.0
+    ends_at: float = math.inf
 
 
 class Beat(NamedTuple):
@@ -75,16 +80,17 @@ PRESENT = frozenset({PointState.CONNECTED, PointState.LATE})
 _SILENT = frozenset({PointState.LATE, PointState.DISCONNECTED})
 
 
-def on_beat(track: Track, beat: Beat) -> Track:
-    """The track after a heartbeat; a duplicate or older heartbeat changes nothing."""
+def on_beat(track: Track, beat: Beat, ends_at: float = math.inf) -> Track:
+    """The track after a heartbeat; a duplicate or older heartbeat changes nothing. Only
+    what happened by `ends_at` adds to the attendance."""
     if beat.seq <= track.seq:
         return track
     state = PointState.DISCONNECTED if beat.leaving else PointState.CONNECTED
-    counted = state is PointState.CONNECTED
+    counted = state is PointState.CONNECTED and beat.received_at <= ends_at
     previous = track.last_seen if track.last_seen is not None else beat.received_at
     # Two ingest servers' clocks may disagree by a hair: silence is measured from the latest.
     last_seen = max(previous, beat.received_at)
-    gap = last_seen - previous if track.present else 0.0
+    gap = min(last_seen, ends_at) - min(previous, ends_at) if track.present else 0.0
     return Track(
         state=state,
         seq=beat.seq,
@@ -107,7 +113,7 @@ def on_beat(track: Track, beat: Beat) -> Track:
 def on_heartbeat(track: Track, beat: Beat, liveness: Liveness) -> Track:
     """Time up to the heartbeat's arrival, then the heartbeat: the outcome does not depend on
     whether an expiry tick happened to run in between."""
-    return on_beat(on_time(track, beat.received_at, liveness), beat)
+    return on_beat(on_time(track, beat.received_at, liveness), beat, liveness.ends_at)
 
 
 def on_time(track: Track, now: float, liveness: Liveness) -> Track:

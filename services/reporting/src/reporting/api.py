@@ -20,7 +20,15 @@ from sse_starlette.sse import EventSourceResponse
 from contracts.events import Counts, PointState, SessionSchedule, Totals
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, SessionView, totals_of
-from reporting.reports import PointLine, as_csv, by_province, course_lines, point_line
+from reporting.reports import (
+    PointLine,
+    as_csv,
+    as_of,
+    by_province,
+    course_lines,
+    in_vietnam_session,
+    point_line,
+)
 from reporting.timeline import TimelineSample, samples_of
 
 SILENT = (PointState.DISCONNECTED, PointState.LATE)
@@ -224,15 +232,16 @@ def reporting_router(
         provinces = by_province(lines)
         if format is ReportFormat.csv:
             return _csv_download(lines, f"attendance-{session_code}.csv")
+        shown, moment = in_vietnam_session(session), as_of([session], now)
         if format is ReportFormat.html:
             return templates.TemplateResponse(
                 request,
                 "report.html",
-                {"session": session, "lines": lines, "provinces": provinces, "as_of": now},
+                {"session": shown, "lines": lines, "provinces": provinces, "as_of": moment},
             )
         report = SessionReport(
-            session=session,
-            as_of=now,
+            session=shown,
+            as_of=moment,
             points=[line.__dict__ for line in lines],
             provinces=[province.__dict__ for province in provinces],
             never_joined=[line.code for line in lines if not line.joined],
@@ -261,7 +270,7 @@ def reporting_router(
             return _csv_download(lines, f"attendance-{course_code}.csv")
         report = {
             "course_code": course_code,
-            "as_of": now.isoformat(),
+            "as_of": as_of(sessions, now).isoformat(),
             "sessions": [s.code for s in sessions],
             "points": [line.__dict__ for line in lines],
             "provinces": [province.__dict__ for province in by_province(lines)],

@@ -1,20 +1,25 @@
 """Attendance reports of a session: per point and per province, from the latest statuses.
 
-A status carries attendance accrued up to its last heartbeat; while the point stays present,
-state and learner count are constant until the next status, so the report extends it exactly
-to the moment asked for (or the session's end). Pure.
+A status carries attendance accrued up to its last heartbeat, and none after the session's
+end; while the point stays present, state and learner count are constant until the next
+status, so the report extends it exactly to the moment asked for, or the session's end, after
+which it no longer moves. Provinces come with their names, times in Viet Nam's time (as the
+dashboard shows them) in every format. Pure.
 """
 
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from contracts.events import PointState, SessionSchedule
 from contracts.wire import PointRecord, PointStatusRecord
+from reporting.provinces import province_name
 from servicekit.spreadsheets import spreadsheet_safe
 
 PRESENT = (PointState.CONNECTED, PointState.LATE)
+# Indochina Time all year: Viet Nam keeps no summer time.
+VIETNAM = timezone(timedelta(hours=7), "ICT")
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class PointLine:
     code: str
     name: str
     province_code: str
+    province_name: str
     channel: str
     host: str
     phone: str
@@ -40,6 +46,7 @@ class PointLine:
 @dataclass(frozen=True)
 class ProvinceLine:
     province_code: str
+    province_name: str
     registered: int
     joined: int
     learners: float
@@ -62,12 +69,13 @@ def point_line(
         code=point.code,
         name=point.name,
         province_code=point.province_code or "",
+        province_name=province_name(point.province_code or ""),
         channel=point.channel.value,
         host=point.host,
         phone=point.phone,
         state=(status.state if status else PointState.NEVER_CONNECTED).value,
         joined=status is not None and status.first_connected_at is not None,
-        first_connected_at=status.first_connected_at if status else None,
+        first_connected_at=in_vietnam(status.first_connected_at if status else None),
         minutes_connected=round(present / 60, 1),
         share_of_session=round(min(1.0, present / length), 4),
         reconnects=status.reconnects if status else 0,
@@ -78,6 +86,23 @@ def point_line(
     )
 
 
+def in_vietnam(moment: datetime | None) -> datetime | None:
+    """The same instant, in Viet Nam's time."""
+    return None if moment is None else moment.astimezone(VIETNAM)
+
+
+def as_of(sessions: list[SessionSchedule], now: datetime) -> datetime:
+    """The moment a report's figures stand at: now, or the end once its sessions have ended."""
+    return min(now, max(s.ends_at for s in sessions)).astimezone(VIETNAM)
+
+
+def in_vietnam_session(session: SessionSchedule) -> SessionSchedule:
+    """The session with its times in Viet Nam's time (the same instants)."""
+    return session.model_copy(
+        update={"starts_at": in_vietnam(session.starts_at), "ends_at": in_vietnam(session.ends_at)}
+    )
+
+
 def by_province(lines: list[PointLine]) -> list[ProvinceLine]:
     provinces: dict[str, list[PointLine]] = {}
     for line in lines:
@@ -85,6 +110,7 @@ def by_province(lines: list[PointLine]) -> list[ProvinceLine]:
     return [
         ProvinceLine(
             province_code=code,
+            province_name=members[0].province_name,
             registered=len(members),
             joined=sum(m.joined for m in members),
             learners=round(sum(m.avg_learners for m in members if m.joined), 1),
@@ -133,6 +159,7 @@ def _merge(lines: list[PointLine], total_minutes: float) -> PointLine:
         code=last.code,
         name=last.name,
         province_code=last.province_code,
+        province_name=last.province_name,
         channel=last.channel,
         host=last.host,
         phone=last.phone,
