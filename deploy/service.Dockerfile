@@ -21,11 +21,14 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM python:3.11-slim
 ARG SERVICE
 # uvicorn reads its app and options from UVICORN_* variables, so CMD stays in exec form (signals
-# reach uvicorn directly) while the app still depends on the build argument.
+# reach uvicorn directly) while the app still depends on the build argument. Idle connections stay
+# open longer than a heartbeat interval and than any client or load balancer keeps one
+# (devstack.services.KEEP_ALIVE_S says why).
 ENV PATH="/app/.venv/bin:$PATH" \
     UVICORN_APP="${SERVICE}.app:app" \
     UVICORN_HOST=0.0.0.0 \
-    UVICORN_PORT=8000
+    UVICORN_PORT=8000 \
+    UVICORN_TIMEOUT_KEEP_ALIVE=75
 RUN useradd --system --uid 10001 --no-create-home monitor
 COPY --from=build /app/.venv /app/.venv
 WORKDIR /app

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from sqlalchemy.engine import make_url
 
+from devstack.services import KEEP_ALIVE_S
 from servicekit.settings import ServiceSettings
 from tests.deploy.stack import (
     REPO,
@@ -97,6 +98,7 @@ def test_uvicorn_runs_the_service_app_on_the_exposed_port(
     assert context.params["app"] == f"{service}.app:app"
     assert context.params["host"] == "0.0.0.0"
     assert context.params["access_log"] is False
+    assert context.params["timeout_keep_alive"] == KEEP_ALIVE_S
     port = context.params["port"]
     assert runtime.arguments("EXPOSE") == [str(port)]
     assert container_ports(compose_service(service)) == [port]

@@ -1,5 +1,6 @@
 """Every service answers the operations routes: health, metrics, OpenAPI and AsyncAPI."""
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -7,7 +8,8 @@ import subprocess
 import httpx
 import pytest
 
-from devstack.services import ServiceProcess
+from devstack.services import KEEP_ALIVE_S, ServiceProcess
+from point_agent.decisions import DEFAULT_INTERVAL_S
 
 pytestmark = pytest.mark.e2e
 
@@ -58,3 +60,22 @@ def test_metrics_pass_promtool(stack: dict[str, ServiceProcess], name: str) -> N
         [promtool, "check", "metrics"], input=exposition, capture_output=True, check=False
     )
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+async def test_a_connection_idle_for_a_heartbeat_interval_stays_open(
+    stack: dict[str, ServiceProcess],
+) -> None:
+    """A room beating every interval finds its connection still open; a server closing it at the
+    very moment a client reuses it was a lost heartbeat (ReadError) in the simulated course."""
+    limits = httpx.Limits(keepalive_expiry=KEEP_ALIVE_S)
+    async with httpx.AsyncClient(base_url=stack["attendance"].url, limits=limits) as room:
+        before = await _room_address(room)
+        await asyncio.sleep(DEFAULT_INTERVAL_S + 1)
+        assert await _room_address(room) == before
+
+
+async def _room_address(room: httpx.AsyncClient) -> tuple[str, int]:
+    """The client end of the connection the request went over."""
+    response = await room.get("/healthz")
+    address: tuple[str, int] = response.extensions["network_stream"].get_extra_info("client_addr")
+    return address

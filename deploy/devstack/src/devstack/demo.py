@@ -97,9 +97,7 @@ async def _run_course(
         httpx.AsyncClient(
             base_url=services["attendance"].url,
             timeout=15,
-            # Idle connections are let go before uvicorn's 5 s keep-alive ends, so a request never
-            # races the server closing its connection.
-            limits=httpx.Limits(max_connections=64, keepalive_expiry=4.0),
+            limits=httpx.Limits(max_connections=64),
         ) as attendance,
         httpx.AsyncClient(base_url=services["reporting"].url, timeout=10) as reporting,
     ):

@@ -20,6 +20,11 @@ SERVICES = ("registration", "attendance", "reporting")
 DEFAULT_PORTS = {"registration": 8001, "attendance": 8002, "reporting": 8003}
 # How long a SIGTERMed service may take to drain before it is SIGKILLed.
 GRACE_SECONDS = 15.0
+# How long a service keeps an idle connection open (uvicorn's default is 5 s). Longer than a
+# heartbeat interval, so a room reuses its connection, and longer than any client keeps one idle
+# (httpx: 5 s; a load balancer: 60 s), so a client never sends on a connection the server is
+# closing at that moment. deploy/service.Dockerfile sets the same.
+KEEP_ALIVE_S = 75
 
 
 class ServiceError(RuntimeError):
@@ -75,6 +80,8 @@ def start_service(name: str, *, port: int, env: Mapping[str, str], log_dir: Path
                 "127.0.0.1",
                 "--port",
                 str(port),
+                "--timeout-keep-alive",
+                str(KEEP_ALIVE_S),
                 "--no-access-log",
             ],
             env={**os.environ, **env},
