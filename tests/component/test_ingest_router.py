@@ -4,6 +4,7 @@ broker's side (acknowledgements, outages, rates over time) is in tests/e2e and t
 
 import asyncio
 import itertools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -77,6 +78,7 @@ class Ingest:
     kafka: FakeProducer
     metrics: CollectorRegistry
     loaded: list[bool]
+    stamps: Stamps
 
     def beat(self, sender: str, about: str | None = None, **changes: Any) -> Any:
         return self.client.post(
@@ -129,13 +131,14 @@ def ingest() -> Iterator[Ingest]:
     )
     settings = Settings(rate_limit_burst=3, rate_limit_per_second=0.01)
     kafka, metrics, loaded = FakeProducer(), CollectorRegistry(), [True]
+    stamps = Stamps(time.time())
 
     async def is_loaded() -> bool:
         return loaded[0]
 
     app = FastAPI()
     app.include_router(
-        ingest_router(registry, kafka, settings, metrics, loaded=is_loaded, stamps=Stamps())  # type: ignore[arg-type]
+        ingest_router(registry, kafka, settings, metrics, loaded=is_loaded, stamps=stamps)  # type: ignore[arg-type]
     )
     limited = BodySizeLimit(
         app,
@@ -144,7 +147,7 @@ def ingest() -> Iterator[Ingest]:
         on_refused=ingest_metrics(metrics).body_refused,
     )
     with TestClient(limited, raise_server_exceptions=False) as client:
-        yield Ingest(client, kafka, metrics, loaded)
+        yield Ingest(client, kafka, metrics, loaded, stamps)
 
 
 def test_a_point_is_heard_for_itself_in_its_own_sessions_and_nothing_else(
@@ -253,3 +256,26 @@ def test_kafka_refusing_a_heartbeat_is_a_503_and_a_bug_is_not_disguised_as_one(
     assert ingest.beat("P2").status_code == 500
     assert ingest.refused() == {"kafka_unavailable": 3}
     assert ingest.heard() == []
+
+
+def test_every_request_lets_its_stamp_go_however_it_ends(ingest: Ingest) -> None:
+    """A stamp left open would hold this instance's watermarks back for good, and with them
+    every processor's judgement of silence."""
+    answers = [ingest.beat("P1").status_code, ingest.beat("P2", about="P1").status_code]
+    answers.append(ingest.client.post(HEARTBEAT_PATH, json=body("P1")).status_code)
+    answers.append(ingest.beat("P1", learners=-1).status_code)
+    answers += [ingest.beat("P1").status_code for _ in range(3)]
+    gateway = ingest.client.post(
+        BATCH_PATH, json={"heartbeats": [body("GW"), body("NORTH")]}, headers=bearer("GW")
+    )
+    answers.append(gateway.status_code)
+    ingest.loaded[0] = False
+    answers.append(ingest.beat("P2").status_code)
+    ingest.loaded[0] = True
+    ingest.kafka.failure = KafkaConnectionError()
+    answers.append(ingest.beat("P2").status_code)
+    ingest.kafka.failure = TypeError("a bug in the producer's path")
+    answers.append(ingest.beat("GW").status_code)
+    assert answers == [202, 403, 401, 422, 202, 202, 429, 202, 503, 503, 500]
+    later = time.time() + 60
+    assert ingest.stamps.tick(later) == later

@@ -3,8 +3,12 @@ what a relay gateway may forward; refusals counted by reason on `/metrics`."""
 
 import asyncio
 import itertools
+import os
+import signal
 import time
-from dataclasses import replace
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,10 +17,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from attendance.encoding import heartbeat_of, watermark_of
+from contracts.topics import HEARTBEATS, WATERMARK_PREFIX, point_key
 from devstack.kafka import Broker
-from devstack.services import start_in, wait_healthy
+from devstack.services import ServiceProcess, start_in, wait_healthy
 from devstack.simulate import DEV_OPERATOR_TOKEN, CoursePlan, SimulatedPoint, send_heartbeat
 from tests.e2e.helpers import eventually
+from tests.e2e.kafka_reading import Landed, landed
 from tests.e2e.test_thin_path import fresh_plan, registered_points, totals
 
 pytestmark = pytest.mark.e2e
@@ -195,15 +202,23 @@ async def test_a_gateway_batch_is_bounded_and_each_point_keeps_its_own_rate(
     assert (await forward(huge)).status_code == 413
 
 
-async def test_a_heartbeat_kafka_cannot_take_gets_503_within_the_timeout(
-    own_broker: Broker, tmp_path: Path
-) -> None:
-    registration = start_in("registration", bootstrap=own_broker.bootstrap, data_dir=tmp_path)
+@dataclass
+class OwnIngest:
+    process: ServiceProcess
+    client: httpx.AsyncClient
+    point: SimulatedPoint
+    plan: CoursePlan
+
+
+@asynccontextmanager
+async def own_ingest(
+    broker: Broker, data_dir: Path, env: dict[str, str]
+) -> AsyncIterator[OwnIngest]:
+    """Registration and attendance of this test's own on `broker`, for a test that stops one
+    of them, with a point registered and heard."""
+    registration = start_in("registration", bootstrap=broker.bootstrap, data_dir=data_dir)
     attendance = start_in(
-        "attendance",
-        bootstrap=own_broker.bootstrap,
-        data_dir=tmp_path,
-        extra_env={"ATTENDANCE_PUBLISH_TIMEOUT_SECONDS": "2"},
+        "attendance", bootstrap=broker.bootstrap, data_dir=data_dir, extra_env=env
     )
     try:
         for service in (registration, attendance):
@@ -212,18 +227,84 @@ async def test_a_heartbeat_kafka_cannot_take_gets_503_within_the_timeout(
             httpx.AsyncClient(base_url=registration.url, timeout=30) as to_registration,
             httpx.AsyncClient(base_url=attendance.url, timeout=30) as to_attendance,
         ):
-            plan: CoursePlan = fresh_plan(points=1)
+            plan = fresh_plan(points=1)
             clients = {"registration": to_registration, "attendance": to_attendance}
             (point,) = await registered_points(clients, plan)
-            await asyncio.to_thread(own_broker.stop)
-
-            started = time.monotonic()
-            refused = await send_heartbeat(to_attendance, point, plan.session_code)
-            waited = time.monotonic() - started
-            assert refused.status_code == 503
-            assert int(refused.headers["Retry-After"]) >= 1
-            assert waited <= 2 + 3  # the publish timeout, not a hang
-            assert (await rejections(to_attendance))["kafka_unavailable"] == 1
+            yield OwnIngest(attendance, to_attendance, point, plan)
     finally:
         attendance.stop()
         registration.stop()
+
+
+async def test_a_heartbeat_kafka_cannot_take_gets_503_within_the_timeout(
+    own_broker: Broker, tmp_path: Path
+) -> None:
+    async with own_ingest(
+        own_broker, tmp_path, {"ATTENDANCE_PUBLISH_TIMEOUT_SECONDS": "2"}
+    ) as ingest:
+        await asyncio.to_thread(own_broker.stop)
+        started = time.monotonic()
+        refused = await send_heartbeat(ingest.client, ingest.point, ingest.plan.session_code)
+        waited = time.monotonic() - started
+        assert refused.status_code == 503
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert waited <= 2 + 3  # the publish timeout, not a hang
+        assert (await rejections(ingest.client))["kafka_unavailable"] == 1
+
+
+async def test_no_watermark_passes_a_heartbeat_waiting_on_a_stalled_ingest(
+    own_broker: Broker, tmp_path: Path
+) -> None:
+    """An ingest stopped (SIGSTOP, as a process starved of CPU or swapped out is) while a
+    heartbeat waits unread in its socket: when it runs again its clock has moved on, and the
+    heartbeat is still to be read. A watermark claiming that clock before the heartbeat is in
+    its partition would have the processor judge the point's silence past a heartbeat that
+    had already arrived (the yardstick: when the client finished sending it)."""
+    async with (
+        own_ingest(own_broker, tmp_path, {"ATTENDANCE_PROCESSOR": "false"}) as ingest,
+        httpx.AsyncClient(base_url=ingest.process.url, timeout=30) as new_connection,
+    ):
+        point, pid = ingest.point, ingest.process.process.pid
+        sent: list[float] = []
+
+        async def trace(event: str, _: dict[str, Any]) -> None:
+            if event == "http11.send_request_body.complete":
+                sent.append(time.time())
+
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            waiting = asyncio.create_task(
+                send_heartbeat(new_connection, point, ingest.plan.session_code, {"trace": trace})
+            )
+            await eventually(lambda: asyncio.sleep(0, sent), bool)
+            await asyncio.sleep(3)  # the stall
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert (await waiting).status_code == 202
+
+        async def its_partition() -> list[Landed]:
+            records = await landed(own_broker.bootstrap, HEARTBEATS.name)
+            beats = [r for r in records if r[2] == point_key(point.code)]
+            return [r for r in records if beats and r[0] == beats[-1][0]]
+
+        def watermarked_past_it(partition: list[Landed]) -> bool:
+            return any(key.startswith(WATERMARK_PREFIX) for _, _, key, _ in after(partition))
+
+        def after(partition: list[Landed]) -> list[Landed]:
+            return partition[last_beat(partition) + 1 :] if partition else []
+
+        def last_beat(partition: list[Landed]) -> int:
+            keys = [key for _, _, key, _ in partition]
+            return len(keys) - 1 - keys[::-1].index(point_key(point.code))
+
+        partition = await eventually(its_partition, watermarked_past_it)
+    stalled = last_beat(partition)
+    assert heartbeat_of(partition[stalled][3])[1].seq == point.seq
+    claimed_before_it = [
+        watermark_of(value)[1]
+        for _, _, key, value in partition[:stalled]
+        if key.startswith(WATERMARK_PREFIX)
+    ]
+    assert claimed_before_it, "the ingest wrote no watermark before the heartbeat"
+    ahead = max(claimed_before_it) - sent[0]
+    assert ahead < 0, f"a watermark {ahead:.3f} s past the heartbeat came before it"

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
@@ -165,7 +166,7 @@ async def run_processor() -> None:
         await partitions.close()
 
 
-stamps = Stamps()
+stamps = Stamps(time.time())
 to_heartbeats = RawPublisher(broker, HEARTBEATS.name)
 watermarks = Watermarks(
     to_heartbeats, stamps, ingest=instance_name(), timeout=settings.publish_timeout_seconds

@@ -3,15 +3,15 @@
 
 Each request is authenticated by the sender's token, each heartbeat is checked against the
 registry (`attendance.admission`) and the point's rate limit, and the answer is 202 only once
-Kafka has acknowledged every heartbeat accepted. A heartbeat's receive time stays open in
-`stamps` until it is handed to the producer, so this instance's watermarks
-(`attendance.watermarks`) never claim a moment a heartbeat could still land before.
+Kafka has acknowledged every heartbeat accepted. A request holds a stamp open, from the first
+thing its route does until its heartbeats are handed to the producer, so this instance's
+watermarks (`attendance.watermarks`) never claim a moment a heartbeat could still land before.
 """
 
 import asyncio
 import hmac
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
@@ -146,7 +146,15 @@ def ingest_router(
         counted.refused(refusal.reason)
         return HTTPException(refusal.status, refusal.detail, headers=headers)
 
-    # `async` only so FastAPI runs it inline: a hash and a lookup are not worth a thread hop.
+    # Declared first in each route, so it runs before anything that could wait; `async` (here
+    # and below) so FastAPI runs it inline, not in a thread, a hop of many loop turns.
+    async def stamped() -> AsyncIterator[int]:
+        stamp = stamps.open()
+        try:
+            yield stamp
+        finally:
+            stamps.close(stamp)
+
     async def authenticated(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> PointRegistration:
@@ -199,9 +207,8 @@ def ingest_router(
             retry_after=wait,
         )
 
-    async def deliver(received_at: datetime, accepted: list[tuple[bytes, bytes]]) -> None:
+    async def deliver(stamp: int, accepted: list[tuple[bytes, bytes]]) -> None:
         """Return once Kafka acknowledged every heartbeat, or answer 503 within the timeout."""
-        stamp = stamps.open(received_at.timestamp())
         try:
             # A deadline on this task rather than `wait_for`, which runs the publish in a task
             # of its own on every request.
@@ -216,8 +223,6 @@ def ingest_router(
                 "heartbeats not stored: Kafka unavailable, retry",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             ) from error
-        finally:
-            stamps.close(stamp)
         counted.accepted.inc(len(accepted))
 
     @router.post(
@@ -228,6 +233,7 @@ def ingest_router(
         responses={401: {}, 403: {}, 404: {}, 413: {}, 429: {}, 503: {}},
     )
     async def post_heartbeat(
+        stamp: Annotated[int, Depends(stamped)],
         heartbeat: HeartbeatIn,
         point: Annotated[PointRegistration, Depends(authenticated)],
     ) -> Response:
@@ -243,7 +249,7 @@ def ingest_router(
         # Looked up before the await: the refusal check just found it, and nothing ran since.
         session = registry.sessions[heartbeat.session_code]
         received_at = datetime.now(UTC)
-        await deliver(received_at, [_record(heartbeat, received_at)])
+        await deliver(stamp, [_record(heartbeat, received_at)])
         # Written directly (the route still documents `Accepted`): FastAPI would validate and
         # serialise the model again on every one of the course's heartbeats.
         answer = {"received_at": received_at, "heartbeat_interval_s": session.heartbeat_interval_s}
@@ -262,6 +268,7 @@ def ingest_router(
         responses={401: {}, 403: {}, 413: {}, 503: {}},
     )
     async def post_batch(
+        stamp: Annotated[int, Depends(stamped)],
         batch: BatchIn,
         gateway: Annotated[PointRegistration, Depends(authenticated_gateway)],
     ) -> BatchAccepted:
@@ -276,7 +283,7 @@ def ingest_router(
             else:
                 rejected.append(rejection)
         if accepted:
-            await deliver(received_at, accepted)
+            await deliver(stamp, accepted)
         return BatchAccepted(received_at=received_at, accepted=len(accepted), rejected=rejected)
 
     return router

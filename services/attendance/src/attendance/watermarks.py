@@ -21,6 +21,9 @@ from contracts.topics import HEARTBEATS, watermark_key
 from servicekit.kafka import KAFKA_ERRORS, RawPublisher
 
 log = logging.getLogger(__name__)
+# Turns of the event loop that take a request from bytes in a socket to its handler (a read,
+# the protocol's task, the handler: a few), with room to spare.
+LOOP_TURNS = 32
 
 
 def instance_name() -> str:
@@ -30,26 +33,35 @@ def instance_name() -> str:
 
 
 class Stamps:
-    """Receive times of heartbeats not handed to the producer yet: a watermark may only claim
-    the time before the oldest of them."""
+    """Requests whose heartbeats are read but not handed to the producer yet, and how far the
+    ingest has surely read its sockets: a watermark may claim no later.
 
-    def __init__(self) -> None:
+    A request's bytes can wait unread in a socket, the ingest stalled (stopped, starved of
+    CPU) while its clock ran on: reading the clock proves nothing about them. So each
+    watermark first lets the event loop turn `LOOP_TURNS` times, in which every request whose
+    bytes were already there is read and opened; only then is the moment sampled before the
+    turns a moment all of them are behind. A request opened meanwhile arrived after the
+    previous such moment, so that is the bound it holds the watermarks to."""
+
+    def __init__(self, now: float) -> None:
         self._open: dict[int, float] = {}
         self._tokens = count()
+        self._read_until = now
 
-    def open(self, received_at: float) -> int:
+    def open(self) -> int:
         token = next(self._tokens)
-        self._open[token] = received_at
+        self._open[token] = self._read_until
         return token
 
     def close(self, token: int) -> None:
         self._open.pop(token, None)
 
-    def floor(self, now: float) -> float:
-        """The latest moment a watermark may claim now."""
-        if not self._open:
-            return now
-        return min(now, min(self._open.values()))
+    def tick(self, sampled: float) -> float:
+        """The latest moment a watermark may claim, `sampled` having been read from the clock
+        before the loop turned `LOOP_TURNS` times."""
+        claim = min(sampled, *self._open.values()) if self._open else sampled
+        self._read_until = max(self._read_until, sampled)
+        return claim
 
 
 class Watermarks:
@@ -72,7 +84,10 @@ class Watermarks:
             await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))
 
     async def write(self, *, final: bool) -> None:
-        value = watermark_record(self.ingest, self._stamps.floor(time.time()), final)
+        sampled = time.time()
+        for _ in range(LOOP_TURNS):
+            await asyncio.sleep(0)
+        value = watermark_record(self.ingest, self._stamps.tick(sampled), final)
         try:
             async with asyncio.timeout(self._timeout):
                 count = await self._publisher.partition_count()
