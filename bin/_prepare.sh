@@ -12,6 +12,8 @@ if [[ ${PREPARE_FOR_TESTS:-} ]]; then
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
   command -v chromium >/dev/null && command -v chromedriver >/dev/null || need_apt+=(chromium chromium-driver fonts-noto-core)
   command -v go >/dev/null || need_apt+=(golang-go) # builds toxiproxy, below
+  # Alertmanager and amtool: the alerts' routing, checked and run in the tests.
+  command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || need_apt+=(prometheus-alertmanager)
 fi
 if ((${#need_apt[@]})); then
   echo "installing ${need_apt[*]} from Debian's packages" >&2

@@ -23,6 +23,7 @@ from devstack.kafka import Broker, default_cache_dir
 from devstack.postgres import TempPostgres
 from devstack.services import ServiceProcess, running_services
 from servicekit.provision import ensure_topics
+from tests.webhooks import Webhooks, receiving
 
 # No deadline per example: a timed assertion, and these machines are noisy (the contracts'
 # mirror test failed on it while a fault test loaded both cores).
@@ -101,12 +102,29 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     assert not broker.is_running(), "the broker must stop when the run ends"
 
 
+INCIDENT_HOOK = "/incidents"
+WEBHOOK_SECRET = "webhook-secret-of-the-suite"
+
+
+@pytest.fixture(scope="session")
+def incident_hooks() -> Iterator[Webhooks]:
+    """The receiver the shared stack's reporting posts its incidents to (INCIDENT_HOOK)."""
+    with receiving() as receiver:
+        yield receiver
+
+
 @pytest.fixture(scope="session")
 def stack(
-    kafka: Broker, tmp_path_factory: pytest.TempPathFactory
+    kafka: Broker, incident_hooks: Webhooks, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServiceProcess]]:
+    reporting = {
+        "REPORTING_WEBHOOK_URLS": json.dumps([incident_hooks.url + INCIDENT_HOOK]),
+        "REPORTING_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
     with running_services(
-        bootstrap=kafka.bootstrap, data_dir=tmp_path_factory.mktemp("stack")
+        bootstrap=kafka.bootstrap,
+        data_dir=tmp_path_factory.mktemp("stack"),
+        extra_env={"reporting": reporting},
     ) as services:
         yield services
 

@@ -22,6 +22,7 @@ from tests.deploy.stack import (
 )
 
 PROMETHEUS = REPO / "deploy" / "prometheus"
+ALERTMANAGER = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
 GRAFANA = REPO / "deploy" / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"
 PROVISIONING = GRAFANA / "provisioning"
@@ -120,3 +121,16 @@ def test_the_runbook_has_a_section_for_every_alert() -> None:
     runbook = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
     sections = set(re.findall(r"^### (\w+) \(", runbook, re.MULTILINE))
     assert alerts and alerts == sections
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_that_loads_the_routing() -> None:
+    config = load_yaml(PROMETHEUS / "prometheus.yml")
+    (alertmanagers,) = config["alerting"]["alertmanagers"]
+    (target,) = [t for static in alertmanagers["static_configs"] for t in static["targets"]]
+    alertmanager = services()["alertmanager"]
+    (port,) = container_ports(alertmanager)
+    assert target == f"alertmanager:{port}"
+    assert f"127.0.0.1:{port}/-/ready" in " ".join(alertmanager["healthcheck"]["test"])
+    # The image's default flags read its configuration from there.
+    assert "command" not in alertmanager
+    assert mount_target_of(alertmanager, ALERTMANAGER) == "/etc/alertmanager/alertmanager.yml"

@@ -3,15 +3,20 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
+from devstack.alert_routes import Coordinator, routed
 from devstack.kafka import Broker, default_cache_dir
-from devstack.prometheus import Prometheus
+from devstack.prometheus import ALERTMANAGER_CONFIG, Alertmanager, Prometheus
 from devstack.services import ServiceProcess
+from registration.divisions import provinces as official_provinces
 from servicekit.provision import ensure_topics
+from tests.webhooks import Webhooks, receiving
 
 
 @pytest.fixture
@@ -32,8 +37,35 @@ async def clients(stack: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, h
         }
 
 
+@dataclass
+class Alerting:
+    prometheus: Prometheus
+    alertmanager: Alertmanager
+    webhooks: Webhooks
+
+
+DESK_HOOK = "/desk"
+
+
+def province_hook(code: str) -> str:
+    return f"/province/{code}"
+
+
 @pytest.fixture
-def prometheus(stack: dict[str, ServiceProcess], tmp_path: Path) -> Iterator[Prometheus]:
-    """A real Prometheus scraping the shared stack with the production config and rules."""
-    with Prometheus.scraping(stack, tmp_path / "prometheus") as server:
-        yield server
+def alerting(stack: dict[str, ServiceProcess], tmp_path: Path) -> Iterator[Alerting]:
+    """A real Prometheus scraping the shared stack with the production config and rules, its
+    alerts sent to a real Alertmanager with the production routing, rendered with a coordinator
+    for every province: the desk's webhook and each province's are paths of `webhooks`."""
+    with contextlib.ExitStack() as running:
+        webhooks = running.enter_context(receiving())
+        coordinators = [
+            Coordinator(code, webhook=webhooks.url + province_hook(code))
+            for code in official_provinces()
+        ]
+        base = yaml.safe_load(ALERTMANAGER_CONFIG.read_text(encoding="utf-8"))
+        config = routed(base, coordinators, desk_webhook=webhooks.url + DESK_HOOK)
+        alertmanager = running.enter_context(Alertmanager.start(tmp_path / "alertmanager", config))
+        prometheus = running.enter_context(
+            Prometheus.scraping(stack, tmp_path / "prometheus", alertmanager)
+        )
+        yield Alerting(prometheus, alertmanager, webhooks)

@@ -1,8 +1,11 @@
 """The run command's simulated course, end to end: registered through the API, heartbeating
 through single and relayed routes, with a province going dark and coming back on the totals,
-as one incident while it is dark and the province alert in a real Prometheus."""
+as one incident while it is dark, and the province alert in a real Prometheus that a real
+Alertmanager sends to the province's coordinators and the desk as one message, then resolves."""
 
 import asyncio
+import hashlib
+import hmac
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -11,9 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from devstack.course import CourseOptions, course_of
-from devstack.prometheus import Prometheus
+from devstack.prometheus import ALERTMANAGER_CONFIG, CONFIG, Prometheus
 from devstack.registering import (
     create_course_and_sessions,
     designate_gateways,
@@ -22,14 +26,24 @@ from devstack.registering import (
 )
 from devstack.simulate import DEV_OPERATOR_TOKEN
 from devstack.simulation import SimulatedCourse
-from tests.conftest import Figures
+from tests.conftest import INCIDENT_HOOK, WEBHOOK_SECRET, Figures
+from tests.e2e.conftest import DESK_HOOK, Alerting, province_hook
 from tests.e2e.helpers import eventually
+from tests.webhooks import Posted, Webhooks
 
 pytestmark = pytest.mark.e2e
+ROUTE = yaml.safe_load(ALERTMANAGER_CONFIG.read_text(encoding="utf-8"))["route"]
+GROUP_WAIT_S = float(ROUTE["group_wait"].removesuffix("s"))
+GROUP_INTERVAL_S = float(ROUTE["group_interval"].removesuffix("s"))
+EVALUATION = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["global"]["evaluation_interval"]
+EVALUATION_S = float(EVALUATION.removesuffix("s"))
 
 
 async def test_the_simulated_course_shows_a_province_going_dark_and_coming_back(
-    clients: dict[str, httpx.AsyncClient], prometheus: Prometheus, figures: Figures
+    clients: dict[str, httpx.AsyncClient],
+    alerting: Alerting,
+    incident_hooks: Webhooks,
+    figures: Figures,
 ) -> None:
     # A 50 s first session: points join in 3 s, a province goes dark from 8 s to 28 s (its
     # points are shown disconnected after 6 s of silence, an incident on its own after 60 s).
@@ -53,6 +67,7 @@ async def test_the_simulated_course_shows_a_province_going_dark_and_coming_back(
     assert first.outage is not None
     simulation = SimulatedCourse(course, tokens, attendance)
     on_air = asyncio.create_task(simulation.run_session(first))
+    prometheus = alerting.prometheus
     seen = await _while_on_air(clients["reporting"], prometheus, simulation, first.plan.code)
     await on_air
 
@@ -79,11 +94,56 @@ async def test_the_simulated_course_shows_a_province_going_dark_and_coming_back(
         lambda alerts: not _province_alerts(alerts, first.plan.code, province),
         patience=60,
     )
+    resolved_at = seen.alert_cleared or time.time()
+    # Alertmanager told the province's coordinators, and the desk, once each, within its
+    # group_wait of the alert firing (and an evaluation: Prometheus sends as it evaluates),
+    # then that it resolved, within its group_interval; no other province heard of it.
+    hook, session = province_hook(province), first.plan.code
+    resolved = await eventually(
+        lambda: asyncio.sleep(0, _notified(alerting.webhooks.to(hook), session, "resolved")),
+        bool,
+        patience=GROUP_INTERVAL_S + 30,
+    )
+    for path in (hook, DESK_HOOK):
+        told = alerting.webhooks.to(path)
+        assert len(_notified(told, session, "firing")) == 1, told
+        assert len(_notified(told, session, "resolved")) == 1, told
+        (message,) = _notified(told, session, "firing")
+        assert message.body["groupLabels"] == {
+            "alertname": "ProvinceLosingPoints",
+            "session": session,
+            "province": province,
+        }, message
+        assert len(message.body["alerts"]) == 1, message
+    others = [p for p in alerting.webhooks.posted if p.path not in (hook, DESK_HOOK)]
+    assert not _notified(others, session, "firing"), others
+    (firing,) = _notified(alerting.webhooks.to(hook), session, "firing")
+    notified_after = firing.at - min(seen.alert_seen)
+    assert notified_after <= GROUP_WAIT_S + EVALUATION_S, notified_after
+    resolution_after = resolved[0].at - resolved_at
+    assert resolution_after <= GROUP_INTERVAL_S + EVALUATION_S, resolution_after
+    # Reporting posted the incident to its webhook as it opened and as it closed, each post
+    # signed with the secret and keyed for the receiver to tell a repeat.
+    posts = [
+        p for p in incident_hooks.to(INCIDENT_HOOK) if p.body["session_code"] == first.plan.code
+    ]
+    assert [(p.body["event"], p.body["kind"], p.body["group"]) for p in posts] == [
+        ("incident.opened", "province", province),
+        ("incident.closed", "province", province),
+    ], posts
+    for post in posts:
+        assert _signed_by(WEBHOOK_SECRET, post), post.headers
+    assert len({post.headers["idempotency-key"] for post in posts}) == 2
+    # Down when it opened: points of the outage, and no other.
+    assert set(posts[0].body["points"]) <= first.outage.points, posts[0].body
+    assert posts[0].body["points"], posts[0].body
     figures(
         dark_points=dark,
         outage_s=[options.outage_after_s, back_at],
         incident_seen_s=[round(opened, 1), round(closed, 1)],
         alert_firing_s=[round(min(seen.alerts_at), 1), round(max(seen.alerts_at), 1)],
+        notified_after_firing_s=round(notified_after, 1),
+        resolution_notified_after_s=round(resolution_after, 1),
     )
     assert sum(simulation.traffic.refused.values()) == 0, simulation.traffic.last_problem
     assert simulation.traffic.transport_errors == 0, simulation.traffic.last_problem
@@ -103,6 +163,8 @@ class Seen:
     incidents: dict[str, tuple[str, str]] = field(default_factory=dict)  # opened_at: kind, group
     incidents_at: list[tuple[float, str]] = field(default_factory=list)
     alerts_at: list[float] = field(default_factory=list)
+    alert_seen: list[float] = field(default_factory=list)  # the same, as times
+    alert_cleared: float | None = None  # when first seen no longer firing
 
 
 async def _while_on_air(
@@ -130,6 +192,9 @@ async def _while_on_air(
             alerts = await asyncio.to_thread(prometheus.alerts)
             if _province_alerts(alerts, session, script.outage.province_code):
                 seen.alerts_at.append(elapsed)
+                seen.alert_seen.append(time.time())
+            elif seen.alert_seen and seen.alert_cleared is None:
+                seen.alert_cleared = time.time()
         await asyncio.sleep(0.25)
     return seen
 
@@ -143,3 +208,24 @@ def _province_alerts(alerts: list[dict[str, Any]], session: str, province: str) 
         and a["state"] == "firing"
         for a in alerts
     )
+
+
+def _notified(posted: list[Posted], session: str, status: str) -> list[Posted]:
+    """Alertmanager's messages of ProvinceLosingPoints in `session` with `status` (firing,
+    resolved)."""
+    return [
+        p
+        for p in posted
+        if p.body.get("status") == status
+        and p.body.get("groupLabels", {}).get("alertname") == "ProvinceLosingPoints"
+        and p.body.get("groupLabels", {}).get("session") == session
+    ]
+
+
+def _signed_by(secret: str, post: Posted) -> bool:
+    """Whether the post's signature is the HMAC-SHA256 of `<t>.<body>` with `secret`, as
+    reporting.webhooks documents it for receivers."""
+    fields = dict(part.split("=", 1) for part in post.headers["x-monitor-signature"].split(","))
+    signed = f"{fields['t']}.".encode() + post.raw
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, fields["v1"])

@@ -52,23 +52,31 @@ REQUIRED_ALERTS = frozenset(
 )
 
 
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    path = shutil.which("promtool")
+def installed(tool: str, package: str) -> str:
+    """The path of `tool`, from Debian's `package`: a failure in CI, a skip elsewhere."""
+    path = shutil.which(tool)
     if path is None:
         if os.environ.get("CI"):
-            pytest.fail("promtool is missing; bin/_prepare.sh installs it (Debian's prometheus)")
-        pytest.skip("promtool is not installed (apt-get install prometheus)")
+            pytest.fail(f"{tool} is missing; bin/_prepare.sh installs it (Debian's {package})")
+        pytest.skip(f"{tool} is not installed (apt-get install {package})")
     return path
 
 
-def run_promtool(promtool: str, *args: str) -> str:
-    result = subprocess.run(
-        [promtool, *args], capture_output=True, text=True, timeout=120, check=False
-    )
+def run_tool(tool: str, *args: str) -> tuple[str, str]:
+    """What `tool` wrote to stdout and stderr; it must succeed."""
+    result = subprocess.run([tool, *args], capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"promtool {' '.join(args)} failed:\n{output}"
-    return output
+    assert result.returncode == 0, f"{tool} {' '.join(args)} failed:\n{output}"
+    return result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    return installed("promtool", "prometheus")
+
+
+def run_promtool(promtool: str, *args: str) -> str:
+    return "".join(run_tool(promtool, *args))
 
 
 def test_the_config_and_every_rule_file_it_loads_pass_promtool(

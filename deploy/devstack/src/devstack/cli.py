@@ -13,7 +13,9 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+import yaml
 
+from devstack.alert_routes import CoordinatorsError, read_coordinators, routed
 from devstack.kafka import (
     CLUSTER_STATE_FILE,
     STATE_FILE,
@@ -24,6 +26,7 @@ from devstack.kafka import (
     fetch,
     repo_root,
 )
+from devstack.prometheus import ALERTMANAGER_CONFIG
 from servicekit.provision import ensure_topics
 
 # 143 = 128 + SIGTERM: the JVM's exit code after Kafka's shutdown hook has run.
@@ -38,6 +41,32 @@ CacheDirOption = Annotated[
         "[default: $DEVSTACK_CACHE or <repo>/.cache/kafka]"
     ),
 ]
+
+
+@app.command("alert-routes")
+def alert_routes(
+    coordinators: Annotated[
+        Path, typer.Option(help="CSV: province_code,email,webhook (one address per row)")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write Alertmanager's configuration")],
+    desk_webhook: Annotated[
+        str, typer.Option(help="The desk's webhook [default: the base's]")
+    ] = "",
+) -> None:
+    """Render deploy/alertmanager/alertmanager.yml with a route to each province's
+    coordinators; check it with `amtool check-config OUT` and mount it as compose does."""
+    try:
+        config = routed(
+            yaml.safe_load(ALERTMANAGER_CONFIG.read_text(encoding="utf-8")),
+            read_coordinators(coordinators),
+            desk_webhook=desk_webhook,
+        )
+    except CoordinatorsError as error:
+        typer.echo(f"{coordinators}: {error}", err=True)
+        raise typer.Exit(2) from None
+    out.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    provinces = len(config["route"]["routes"]) - 1
+    typer.echo(f"{out}: the desk and {provinces} provinces' coordinators")
 
 
 @app.command("kafka-fetch")

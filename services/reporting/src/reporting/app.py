@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -34,6 +35,7 @@ from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, totals_of
 from reporting.metrics import TotalsCollector
 from reporting.timeline import peaks_of, sampled, save
+from reporting.webhooks import CLOSED, OPENED, WebhookMetrics, Webhooks
 from servicekit.database import make_engine
 from servicekit.http import service_app
 from servicekit.kafka import (
@@ -60,6 +62,10 @@ detector = IncidentDetector()
 engine = make_engine(settings.database_url)
 metrics.register(TotalsCollector(live, detector))
 to_totals = broker.publisher(TOTALS.name, schema=Totals, title="to_reporting_totals")
+to_webhooks = httpx.AsyncClient(timeout=10, trust_env=False)
+webhooks = Webhooks(
+    settings.webhook_urls, settings.webhook_secret or "", to_webhooks, WebhookMetrics(metrics)
+)
 STATIC = Path(__file__).parent / "static"
 
 
@@ -192,6 +198,9 @@ async def watch_incidents(every: float) -> None:
         now = datetime.now(UTC)
         on_air = {code for code in live.registry.sessions if live.on_air(code, now)}
         opened, closed = detector.tick(now, live.registered_by_group(), on_air)
+        # Loading, incidents come and go as the history is read; and one opened and closed at
+        # once in a session no longer on air is history, not news.
+        news = tables.loaded
         for incident in opened:
             log.warning(
                 "incident: %s %s of %s, %d points down",
@@ -200,10 +209,15 @@ async def watch_incidents(every: float) -> None:
                 incident.session_code,
                 len(incident.points),
             )
+            if news and incident.session_code in on_air:
+                webhooks.notify(OPENED, incident)
+        just_opened = {id(incident) for incident in opened}
         for incident in closed:
             log.info(
                 "incident closed: %s %s of %s", incident.kind, incident.group, incident.session_code
             )
+            if news and (id(incident) not in just_opened or incident.session_code in on_air):
+                webhooks.notify(CLOSED, incident)
 
 
 @asynccontextmanager
@@ -217,6 +231,7 @@ async def background(_: FastAPI) -> AsyncIterator[None]:
         asyncio.create_task(sample_timeline(settings.timeline_seconds)),
         asyncio.create_task(watch_incidents(1.0)),
         asyncio.create_task(watch_judgement(0.5)),
+        asyncio.create_task(webhooks.run()),
     ]
     yield
     for task in tasks:
@@ -224,6 +239,7 @@ async def background(_: FastAPI) -> AsyncIterator[None]:
     for task in tasks:
         with suppress(asyncio.CancelledError):
             await task
+    await to_webhooks.aclose()
 
 
 app = service_app(title="reporting", broker=broker, metrics=metrics, lifespan=background)

@@ -18,6 +18,11 @@ class Tables:
     def __init__(self, *subscribers: Any) -> None:
         self._catch_ups = [(subscriber, CatchUp()) for subscriber in subscribers]
 
+    @property
+    def loaded(self) -> bool:
+        """Whether every table has been read to where it was at start (exact, once true)."""
+        return all(catch_up.done for _, catch_up in self._catch_ups)
+
     async def loading(self) -> bool:
         for subscriber, catch_up in self._catch_ups:
             if await catch_up.behind(subscriber.consumer):
@@ -32,7 +37,7 @@ class Tables:
         record saw its table still behind, and without this the totals would wait for the next
         record (tests/integration/test_reporting_tables.py shows it on the broker).
         """
-        while not all(catch_up.done for _, catch_up in self._catch_ups):
+        while not self.loaded:
             await self.loading()
             await asyncio.sleep(every)
         settle()

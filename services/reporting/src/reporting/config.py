@@ -3,7 +3,11 @@
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import ServiceSettings, check_production_database
+from servicekit.settings import (
+    ServiceSettings,
+    check_production_database,
+    check_production_secret,
+)
 
 
 class Settings(ServiceSettings):
@@ -17,9 +21,17 @@ class Settings(ServiceSettings):
     # The states are shown as unknown once the processor's clock lags this far behind (it
     # normally trails by about a second).
     unknown_after_seconds: float = Field(5.0, gt=0)
+    # Where incidents are posted as they open and close (a JSON list of URLs), each post signed
+    # with the secret (reporting.webhooks).
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = None
 
     @model_validator(mode="after")
     def _a_real_database_in_production(self) -> "Settings":
         if self.production:
             check_production_database(self.database_url, "REPORTING_DATABASE_URL")
+        if self.webhook_urls and not self.webhook_secret:
+            raise ValueError("REPORTING_WEBHOOK_SECRET must be set: every webhook post is signed")
+        if self.webhook_urls and self.production:
+            check_production_secret(self.webhook_secret or "", "", "REPORTING_WEBHOOK_SECRET")
         return self
