@@ -132,6 +132,14 @@ def listed_points(driver: WebDriver) -> dict[str, dict[str, str]]:
     return {row["code"]: row for row in rows}
 
 
+def picked_tile(driver: WebDriver) -> str | None:
+    """The province whose tile is picked, if any."""
+    code: str | None = driver.execute_script(
+        "return document.querySelector('#province-grid .tile--picked')?.dataset.code ?? null"
+    )
+    return code
+
+
 def text_of(driver: WebDriver, selector: str) -> str:
     return driver.find_element(By.CSS_SELECTOR, selector).text
 
@@ -273,6 +281,34 @@ async def test_dashboard_follows_the_live_totals(
             patience=10,
         )
         assert later[dropping.code]["state"] == "disconnected"
+
+        # A province's view has its address: picking its tile puts it in the link, and a link
+        # opens the page on that province, its list narrowed to it.
+        dashboard = f"{stack['reporting'].url}/?session={plan.session_code}"
+        province = item["province_code"]
+        tile = f'#province-grid .tile[data-code="{province}"]'
+        await in_browser(lambda: browser.find_element(By.CSS_SELECTOR, tile).click())
+        assert f"province={province}" in await in_browser(lambda: browser.current_url)
+        other = next(code for code in ("01", "79") if code != province)
+        await in_browser(browser.get, f"{dashboard}&province={other}")
+        await eventually(lambda: in_browser(picked_tile, browser), lambda code: code == other)
+        await in_browser(browser.get, f"{dashboard}&province={province}")
+        await eventually(lambda: in_browser(picked_tile, browser), lambda code: code == province)
+        await eventually(
+            lambda: in_browser(listed_points, browser), lambda rows: dropping.code in rows
+        )
+        await in_browser(browser.get, dashboard)
+
+        # The search box finds any point, in whatever state; the address carries the search.
+        steady = points[-1]
+        typed = steady.code.lower()
+        await in_browser(lambda: browser.find_element(By.ID, "point-search").send_keys(typed))
+        found = await eventually(
+            lambda: in_browser(listed_points, browser), lambda rows: set(rows) == {steady.code}
+        )
+        assert found[steady.code]["state"] == "connected"
+        assert f"q={typed}" in await in_browser(lambda: browser.current_url)
+        await in_browser(browser.get, dashboard)
         page, api = await eventually(
             page_and_api, lambda seen: seen[1].get("disconnected") == 1 and agree(*seen)
         )

@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 from sqlalchemy import insert, update
 from sqlmodel import Session, col, select
 
+from contracts.text import search_text
 from contracts.tokens import hash_token, new_token
 from registration.events import point_changed_row
-from registration.store import Enrolment, OutboxEvent, Point, PointCreate, search_text
+from registration.store import Enrolment, OutboxEvent, Point, PointCreate
 
 T = TypeVar("T")
 CHUNK = 500  # stays under every database's limit on bound parameters

@@ -9,6 +9,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from contracts.codec import problems
+from contracts.text import search_text
 from contracts.tokens import hash_token, new_token
 from registration.events import point_changed, point_removed, session_changed, session_removed
 from registration.store import (
@@ -24,7 +25,6 @@ from registration.store import (
     PointUpdate,
     courses_of,
     new_point,
-    search_text,
 )
 
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.codec import problems
 from contracts.events import Channel, Level
+from contracts.text import folded, nfc
 from registration.store import PointCreate
-from registration.text import folded, nfc
 
 REQUIRED_COLUMNS = ("code", "name", "level", "channel")
 OPTIONAL_COLUMNS = (

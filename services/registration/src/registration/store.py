@@ -26,8 +26,8 @@ from sqlalchemy import (
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from contracts.events import CODE_PATTERN, Channel, Level
+from contracts.text import has_control_characters, nfc, search_text, search_words
 from registration.divisions import PlaceError, check_place, check_provinces
-from registration.text import folded, has_control_characters, nfc
 
 
 def _now() -> datetime:
@@ -253,10 +253,6 @@ def new_point(point_in: PointCreate, *, token_hash: str | None, now: datetime) -
     return point
 
 
-def search_text(code: str, name: str, host: str) -> str:
-    return folded(f"{code} {name} {host}")
-
-
 # A point taking part in a course.
 class Enrolment(SQLModel, table=True):
     point_code: str = Field(foreign_key="point.code", primary_key=True, ondelete="CASCADE")
@@ -322,7 +318,7 @@ def find_points(
         enrolled = select(Enrolment.point_code).where(Enrolment.course_code == where.course)
         membership = col(Point.code).in_(enrolled)
         query = query.where(membership if where.enrolled else ~membership)
-    for word in folded(where.q or "").split():
+    for word in search_words(where.q):
         # Bound as a parameter, LIKE's wildcards in the word itself escaped.
         query = query.where(col(Point.search_text).contains(word, autoescape=True))
     total = db.exec(select(func.count()).select_from(query.subquery())).one()

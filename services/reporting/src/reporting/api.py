@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sse_starlette.sse import EventSourceResponse
 
 from contracts.events import Counts, PointState, SessionSchedule, Totals
+from contracts.text import search_text, search_words
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, SessionView, totals_of
 from reporting.reports import (
@@ -163,15 +164,23 @@ def reporting_router(
         state: PointState | None = None,
         province: str | None = None,
         channel: str | None = None,
+        q: Annotated[
+            str | None,
+            Query(
+                max_length=200, description="Words of the code, name or host, any case or accents"
+            ),
+        ] = None,
         offset: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> PointPage:
         view_of(session_code)
+        words = search_words(q)
         items = [
             _point_view(point, status)
             for point, status in live.enrolled(session_code)
             if (province is None or point.province_code == province.zfill(2))
             and (channel is None or point.channel.value == channel)
+            and all(word in search_text(point.code, point.name, point.host) for word in words)
         ]
         if state is not None:
             items = [item for item in items if item.state is state]

@@ -29,6 +29,7 @@ const state = {
   generation: 0, // bumped on each session switch: answers for an older session are dropped
   provinceNames: {},
   provinceFilter: null,
+  search: "", // words of the search box: the list shows the points found, in any state
   totals: null,
   problems: { items: [], total: 0 },
   incidents: [],
@@ -131,9 +132,11 @@ async function refreshSessionList() {
   fillSessionPicker();
 }
 
-function rememberSessionInUrl(code) {
+// Every view has its address: the session and the province picked, so a link can be sent.
+function rememberInUrl(name, value) {
   const params = new URLSearchParams(location.search);
-  params.set("session", code);
+  if (value) params.set(name, value);
+  else params.delete(name);
   history.replaceState(null, "", `${location.pathname}?${params}`);
 }
 
@@ -166,7 +169,7 @@ async function openSession(code) {
   resetViews();
   byId("session-select").value = code;
   showSessionInfo();
-  rememberSessionInUrl(code);
+  rememberInUrl("session", code);
   setReportLinks(code);
   setLive("connecting");
 
@@ -256,25 +259,44 @@ function refreshLists(generation) {
 
 async function refreshProblems(generation) {
   const query = { province: state.provinceFilter, limit: LIST_LIMIT };
-  let down, late;
+  const search = state.search;
+  let problems;
   try {
-    [down, late] = await Promise.all([
-      api.fetchPoints(state.code, { ...query, state: "disconnected" }),
-      api.fetchPoints(state.code, { ...query, state: "late" }),
-    ]);
+    if (search) {
+      problems = await api.fetchPoints(state.code, { ...query, q: search });
+    } else {
+      const [down, late] = await Promise.all([
+        api.fetchPoints(state.code, { ...query, state: "disconnected" }),
+        api.fetchPoints(state.code, { ...query, state: "late" }),
+      ]);
+      problems = {
+        items: [...down.items, ...late.items].slice(0, LIST_LIMIT),
+        total: down.total + late.total,
+      };
+    }
   } catch {
     return; // the next change of totals tries again
   }
-  if (generation !== state.generation) return;
-  state.problems = {
-    items: [...down.items, ...late.items].slice(0, LIST_LIMIT),
-    total: down.total + late.total,
-  };
+  if (generation !== state.generation || search !== state.search) return;
+  state.problems = problems;
   showProblems();
 }
 
 function showProblems() {
-  renderProblems(state.problems.items, state.problems.total, state.provinceNames, serverNow());
+  const { items, total } = state.problems;
+  renderProblems(items, total, state.provinceNames, serverNow(), Boolean(state.search));
+}
+
+let searchTimer = null;
+
+function searchFor(words) {
+  clearTimeout(searchTimer);
+  // Once typing pauses: a request per key would race its own answers.
+  searchTimer = setTimeout(() => {
+    state.search = words.trim();
+    rememberInUrl("q", state.search);
+    refreshProblems(state.generation);
+  }, 300);
 }
 
 async function refreshIncidents(generation) {
@@ -290,6 +312,7 @@ async function refreshIncidents(generation) {
 
 function pickProvince(code) {
   state.provinceFilter = code && code !== state.provinceFilter ? code : null;
+  rememberInUrl("province", state.provinceFilter);
   markPickedProvince(state.provinceFilter);
   showProvinceFilter();
   refreshProblems(state.generation);
@@ -340,12 +363,21 @@ async function main() {
   byId("lang-toggle").addEventListener("click", toggleLanguage);
   byId("session-select").addEventListener("change", (event) => openSession(event.target.value));
   byId("province-filter").addEventListener("click", () => pickProvince(null));
+  const search = byId("point-search");
+  state.search = new URLSearchParams(location.search).get("q")?.trim() ?? "";
+  search.value = state.search;
+  search.addEventListener("input", () => searchFor(search.value));
   try {
     state.provinceNames = await api.fetchProvinceNames();
   } catch {
     state.provinceNames = {};
   }
   buildProvinceGrid(state.provinceNames, pickProvince);
+  const linked = new URLSearchParams(location.search).get("province");
+  if (linked && linked in state.provinceNames) {
+    state.provinceFilter = linked;
+    markPickedProvince(linked);
+  }
   applyLanguage();
   clearProblems();
   setInterval(() => tickProblems(serverNow()), 1000);

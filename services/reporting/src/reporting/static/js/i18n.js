@@ -44,6 +44,9 @@ export const MESSAGES = {
     seriesLearners: "Học viên có mặt",
     problems: "Điểm cầu trễ hoặc mất kết nối",
     noProblems: "Không có điểm cầu nào trễ hoặc mất kết nối",
+    searchPoints: "Tìm điểm cầu: tên, mã hoặc người phụ trách",
+    found: "Điểm cầu tìm thấy",
+    noneFound: "Không tìm thấy điểm cầu nào",
     moreProblems: "… và {count} điểm cầu khác",
     filterProvince: "{name} ✕",
     filterProvinceTitle: "Bỏ lọc theo tỉnh",
@@ -101,6 +104,9 @@ export const MESSAGES = {
     seriesLearners: "Learners present",
     problems: "Points late or disconnected",
     noProblems: "No point is late or disconnected",
+    searchPoints: "Find a point: name, code or host",
+    found: "Points found",
+    noneFound: "No point found",
     moreProblems: "… and {count} more",
     filterProvince: "{name} ✕",
     filterProvinceTitle: "Clear the province filter",
@@ -155,7 +161,8 @@ export function t(key, params = {}) {
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : ""));
 }
 
-/** Relabel the static parts of the page: `data-i18n` (text) and `data-i18n-aria` (aria-label). */
+/** Relabel the static parts of the page: `data-i18n` (text), `data-i18n-aria` (aria-label) and
+ * `data-i18n-placeholder`. */
 export function translateStatic(root = document) {
   document.documentElement.lang = current;
   for (const node of root.querySelectorAll("[data-i18n]")) {
@@ -163,5 +170,8 @@ export function translateStatic(root = document) {
   }
   for (const node of root.querySelectorAll("[data-i18n-aria]")) {
     node.setAttribute("aria-label", t(node.dataset.i18nAria));
+  }
+  for (const node of root.querySelectorAll("[data-i18n-placeholder]")) {
+    node.setAttribute("placeholder", t(node.dataset.i18nPlaceholder));
   }
 }

@@ -1,5 +1,6 @@
 // The points late or disconnected, disconnected first, each longest first: whom to call, and
-// for how long (counted every second on the page from the point's `since`).
+// for how long (counted every second on the page from the point's `since`); or, while the desk
+// searches, the points found, in whatever state.
 
 import { channelLabel } from "./channels.js";
 import { byId, el } from "./dom.js";
@@ -7,9 +8,12 @@ import { clock, duration, number } from "./format.js";
 import { t } from "./i18n.js";
 import { shortName } from "./provinces.js";
 
-function stateKey(state) {
-  return state === "late" ? "late" : "disconnected";
-}
+const STATE_LABELS = {
+  connected: "connected",
+  late: "late",
+  disconnected: "disconnected",
+  never_connected: "neverConnected",
+};
 
 function metaLine(point, provinceNames) {
   const province = provinceNames[point.province_code];
@@ -40,7 +44,7 @@ function problemItem(point, provinceNames) {
     ? `${point.name} — ${t("reconnects", { count: number(point.reconnects) })}`
     : point.name;
   const head = el("div", { className: "problem__head" }, [
-    el("span", { className: `pill pill--${point.state}`, text: t(stateKey(point.state)) }),
+    el("span", { className: `pill pill--${point.state}`, text: t(STATE_LABELS[point.state] ?? "disconnected") }),
     name,
   ]);
   return el("li", { className: "problem", dataset: { code: point.code, state: point.state } }, [
@@ -50,11 +54,15 @@ function problemItem(point, provinceNames) {
   ]);
 }
 
-/** Show the points; `total` counts every late or disconnected point (of the filter). */
-export function renderProblems(points, total, provinceNames, now) {
+/** Show the points; `total` counts every point of the list (late or disconnected, or found by
+ * `searching`) that the filter leaves. */
+export function renderProblems(points, total, provinceNames, now, searching = false) {
   byId("problem-list").replaceChildren(...points.map((p) => problemItem(p, provinceNames)));
   byId("problems-count").textContent = number(total);
-  byId("problems-empty").hidden = total > 0;
+  byId("problems-title").textContent = t(searching ? "found" : "problems");
+  const empty = byId("problems-empty");
+  empty.hidden = total > 0;
+  empty.textContent = t(searching ? "noneFound" : "noProblems");
   const more = byId("problems-more");
   more.hidden = total <= points.length;
   more.textContent = t("moreProblems", { count: number(total - points.length) });
