@@ -27,6 +27,7 @@ from reporting.webhooks import (
 )
 
 SECRET = "a-secret-of-the-test"
+HOOK_SECRET = "T0001-B0002-the-secret-part"  # a chat's hook carries its secret in its path
 INCIDENT = Incident(
     "K2026-D1-AM", "province", "38", datetime(2026, 12, 1, 3, 12, tzinfo=UTC), {"P2", "P1"}
 )
@@ -70,7 +71,7 @@ async def delivered(
     metrics = CollectorRegistry()
     async with httpx.AsyncClient(transport=httpx.MockTransport(receive)) as client:
         hooks = Webhooks(
-            [f"https://{host}/hook" for host in answers],
+            [f"https://{host}/hooks/{HOOK_SECRET}" for host in answers],
             SECRET,
             client,
             WebhookMetrics(metrics),
@@ -100,7 +101,9 @@ async def test_a_failing_receiver_gets_the_same_event_again_signed_afresh() -> N
     assert posts_of(metrics) == {"delivered": 1}
 
 
-async def test_a_refusal_is_not_retried_and_a_receiver_down_delays_no_other() -> None:
+async def test_a_refusal_is_not_retried_and_a_receiver_down_delays_no_other(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     events = [(OPENED, INCIDENT), (CLOSED, INCIDENT)]
 
     def enough(seen: dict[str, list[httpx.Request]]) -> bool:
@@ -114,6 +117,7 @@ async def test_a_refusal_is_not_retried_and_a_receiver_down_delays_no_other() ->
     # The one down still on its first event, the others through both.
     assert {json.loads(r.content)["event"] for r in seen["down"]} == {OPENED}
     assert posts_of(metrics) == {"delivered": 3, "refused": 1}
+    assert "strict refused" in caplog.text and HOOK_SECRET not in caplog.text
 
 
 def test_an_event_says_what_happened_and_is_keyed_by_it() -> None:

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter
@@ -111,7 +112,9 @@ class Webhooks:
                 queue.put_nowait((key, body))
             except asyncio.QueueFull:
                 self._metrics.posts.labels("dropped").inc()
-                log.warning("webhook %s: %s events waiting, %s dropped", url, QUEUE_LIMIT, event)
+                log.warning(
+                    "webhook %s: %s events waiting, %s dropped", _shown(url), QUEUE_LIMIT, event
+                )
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as running:
@@ -125,7 +128,7 @@ class Webhooks:
                 await self._post(url, key, body)
             except (httpx.HTTPError, ReceiverFailed) as error:
                 self._metrics.posts.labels("failed").inc()
-                log.error("webhook %s: event %s given up (%s)", url, key, error)
+                log.error("webhook %s: event %s given up (%s)", _shown(url), key, error)
 
     async def _post(self, url: str, key: str, body: bytes) -> None:
         retrying = AsyncRetrying(
@@ -142,7 +145,7 @@ class Webhooks:
         else:
             # A 4xx the receiver means: sending it again would be refused again.
             self._metrics.posts.labels("refused").inc()
-            log.error("webhook %s refused event %s: %s", url, key, answer.status_code)
+            log.error("webhook %s refused event %s: %s", _shown(url), key, answer.status_code)
 
     async def _attempt(self, url: str, key: str, body: bytes) -> httpx.Response:
         # Signed on each attempt: the signature carries its time.
@@ -155,3 +158,9 @@ class Webhooks:
         if answer.status_code >= 500 or answer.status_code in RETRIED_STATUSES:
             raise ReceiverFailed(f"answered {answer.status_code}")
         return answer
+
+
+def _shown(url: str) -> str:
+    """A webhook's URL as logs may show it: its host only, since a chat's hook carries its
+    secret in the path."""
+    return urlsplit(url).netloc
