@@ -3,7 +3,8 @@
 One handler on stderr and one format for the service's own lines, FastStream's and uvicorn's:
 plain lines by default, one JSON object a line with `LOG_FORMAT=json` (for a log collector).
 `LOG_LEVEL` sets the level, INFO by default; the Kafka client stays at WARNING, since at INFO
-it narrates every connection and rebalance.
+it narrates every connection and rebalance, and so does httpx, which at INFO logs every request
+with its whole URL: a webhook's carries its secret (reporting.webhooks).
 """
 
 import logging.config
@@ -15,7 +16,7 @@ JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # Loggers that come with a handler (and a format) of their own. One without handlers that does
 # not propagate was silenced on purpose (uvicorn's `--no-access-log`), and stays so.
 OWN_HANDLERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream")
-QUIETER = {"aiokafka": "WARNING"}
+QUIETER = {"aiokafka": "WARNING", "httpx": "WARNING"}
 
 
 def configure_logging(settings: ServiceSettings) -> None:
