@@ -11,10 +11,16 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import NodeNotReadyError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.metadata import MetadataRequest
 from pydantic import Field
-from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from contracts.topics import ALL_TOPICS, Topic
 from servicekit.settings import ServiceSettings
@@ -43,6 +49,21 @@ async def ensure_topics(
     does not exist."""
     if replication_factor < 1:
         raise ValueError(f"replication_factor must be at least 1, not {replication_factor}")
+    # A broker that has just started can answer the bootstrap metadata request before it lists
+    # itself among the brokers; the admin client then has no node to ask (NodeNotReadyError for
+    # node None) and never refreshes on its own, so a new client tries again.
+    await AsyncRetrying(
+        retry=retry_if_exception_type(NodeNotReadyError),
+        stop=stop_after_delay(timeout_ms / 1000),
+        wait=wait_fixed(0.2),
+        reraise=True,
+    )(_create_missing, bootstrap, topics, replication_factor, timeout_ms)
+    await _wait_until_every_broker_knows(bootstrap, [topic.name for topic in topics], timeout_ms)
+
+
+async def _create_missing(
+    bootstrap: str, topics: Sequence[Topic], replication_factor: int, timeout_ms: int
+) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
     await admin.start()
     try:
@@ -55,7 +76,6 @@ async def ensure_topics(
             _raise_topic_errors(response.topic_errors)
     finally:
         await admin.close()
-    await _wait_until_every_broker_knows(bootstrap, [topic.name for topic in topics], timeout_ms)
 
 
 async def _wait_until_every_broker_knows(
@@ -79,8 +99,13 @@ async def _wait_until_every_broker_knows(
 
 async def _unknown_somewhere(client: AIOKafkaClient, topics: list[str]) -> list[str]:
     """`broker n: topic` for each topic a broker has no leader for in some partition yet."""
+    brokers = client.cluster.brokers()
+    if not brokers:
+        # Asking no broker would find nothing unknown: wait until the metadata lists one.
+        await client.force_metadata_update()
+        return ["no broker listed in the metadata yet"]
     unknown = []
-    for broker in client.cluster.brokers():
+    for broker in brokers:
         response = await client.send(broker.nodeId, MetadataRequest(topics))
         for error_code, topic, *_, partitions in response.topics:
             if error_code != 0 or not partitions or any(p[2] < 0 for p in partitions):
