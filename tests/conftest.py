@@ -19,12 +19,15 @@ import pytest
 from hypothesis import settings
 
 from devstack import ports
-from devstack.kafka import Broker, default_cache_dir
+from devstack.kafka import PERFORMANCE_OPTS, Broker, default_cache_dir
 from devstack.postgres import TempPostgres
 from devstack.services import ServiceProcess, running_services
 from servicekit.provision import ensure_topics
 from tests.webhooks import Webhooks, receiving
 
+# The suite starts a score of brokers and none runs long: C1's code is ready in half the CPU,
+# and C2's peak speed would never pay off (devstack.kafka.PERFORMANCE_OPTS).
+os.environ.setdefault(PERFORMANCE_OPTS, "-XX:+UseG1GC -XX:TieredStopAtLevel=1")
 # No deadline per example: a timed assertion, and these machines are noisy (the contracts'
 # mirror test failed on it while a fault test loaded both cores).
 settings.register_profile("suite", deadline=None)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import NodeNotReadyError
 
-from servicekit import provision
+import servicekit.provision as provision
 
 
 class _NoBrokerYet:

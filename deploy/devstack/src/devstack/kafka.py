@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -38,6 +39,13 @@ LOG4J2_CONFIG = KAFKA_DIR / "log4j2.properties"
 
 COPY_DEPENDENCIES = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
 STATE_FILE = "broker.json"
+# The JVM's JIT and GC flags, under the name Kafka's own launcher reads them by
+# (bin/kafka-run-class.sh). The tests set C1 only (-XX:TieredStopAtLevel=1), which halves a
+# broker's CPU to start and to idle; the default keeps C2 for sustained load (the benchmarks).
+PERFORMANCE_OPTS = "KAFKA_JVM_PERFORMANCE_OPTS"
+DEFAULT_PERFORMANCE_OPTS = "-XX:+UseG1GC"
+# A storage format is a JVM that lives a second or two: C2 would only cost CPU.
+SHORT_LIVED_OPTS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 CLUSTER_STATE_FILE = "cluster.json"
 LOG_FILE = "broker.log"
 CONFIG_FILE = "server.properties"
@@ -684,12 +692,14 @@ def _new_cluster_id() -> str:
             return text
 
 
-def _java_command(libs: Path, heap: str, main_class: str, *args: str) -> list[str]:
+def _java_command(
+    libs: Path, heap: str, performance: str, main_class: str, *args: str
+) -> list[str]:
     return [
         "java",
         f"-Xms{heap}",
         f"-Xmx{heap}",
-        "-XX:+UseG1GC",
+        *shlex.split(performance),
         f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
         # No shell involved: the JVM expands the wildcard itself.
         "-cp",
@@ -705,7 +715,7 @@ def _format_storage(libs: Path, config: Path, cluster_id: str, *, standalone: bo
     # controller.quorum.voters list StorageTool refuses it.
     mode = ["--standalone"] if standalone else []
     command = _java_command(
-        libs, "256m", "kafka.tools.StorageTool",
+        libs, "256m", SHORT_LIVED_OPTS, "kafka.tools.StorageTool",
         "format", *mode, "-t", cluster_id, "-c", str(config), "-g",
     )  # fmt: skip
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
@@ -721,7 +731,13 @@ def _launch(libs: Path, config: Path, log_path: Path, heap: str) -> subprocess.P
         # Own session and process group: Ctrl-C in the terminal reaches the launcher, which
         # then stops the broker cleanly, instead of both racing on the same SIGINT.
         return subprocess.Popen(
-            _java_command(libs, heap, "kafka.Kafka", str(config)),
+            _java_command(
+                libs,
+                heap,
+                os.environ.get(PERFORMANCE_OPTS, DEFAULT_PERFORMANCE_OPTS),
+                "kafka.Kafka",
+                str(config),
+            ),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
