@@ -7,7 +7,6 @@ from the outbox to the real broker is tested end to end in tests/e2e.
 import csv
 import io
 import unicodedata
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -50,14 +49,6 @@ COMMUNE = {
     "expected_learners": 40,
     "courses": ["K1"],
 }
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
+from contracts.accounts import Role
+
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 Code = Annotated[str, Field(pattern=CODE_PATTERN)]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
@@ -61,6 +63,20 @@ class PointRegistration(Event):
     token_hash: str | None = None
     # Provinces whose points' heartbeats this point may forward (a relay gateway); usually none.
     relays_for: tuple[str, ...] = ()
+
+
+class AccountGrant(Event):
+    """A named account of the desk and what it may do (registry.accounts; a tombstone, or no
+    token hash, when revoked), so every service checks a token without calling registration."""
+
+    event_type: Literal["registry.account"] = "registry.account"
+    schema_version: Literal[1] = 1
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")
+    role: Role
+    # A coordinator's provinces; none for the other roles, who see every province.
+    provinces: tuple[str, ...] = ()
+    # sha256 of the account's bearer token; None once revoked.
+    token_hash: str | None = None
 
 
 class SessionSchedule(Event):

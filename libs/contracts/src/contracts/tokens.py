@@ -1,11 +1,13 @@
-"""Bearer tokens of connection points: what travels on `registry.points` is only their hash."""
+"""Bearer tokens of connection points and of the desk's accounts: only their hash is stored,
+and only the hash of a point's travels on `registry.points`."""
 
 import hashlib
 import secrets
 
 
-def new_token() -> str:
-    return "pt_" + secrets.token_urlsafe(32)
+def new_token(prefix: str = "pt_") -> str:
+    """256 random bits, after a prefix that tells a point's token ("pt_") from an account's."""
+    return prefix + secrets.token_urlsafe(32)
 
 
 def hash_token(token: str) -> str:

@@ -40,6 +40,7 @@ class Topic:
 
 REGISTRY_POINTS = Topic("registry.points", 6, key="point code", compacted=True)
 REGISTRY_SESSIONS = Topic("registry.sessions", 1, key="session code", compacted=True)
+REGISTRY_ACCOUNTS = Topic("registry.accounts", 1, key="account name", compacted=True)
 # Stamped by the broker when appended: a heartbeat that reached Kafka only after its ingest had
 # answered 503 (the publish timed out) is told apart from one that was accepted.
 HEARTBEATS = Topic(
@@ -64,6 +65,7 @@ TOTALS = Topic("reporting.totals", 3, key="session code", compacted=True)
 SOURCE_TOPICS = (
     REGISTRY_POINTS,
     REGISTRY_SESSIONS,
+    REGISTRY_ACCOUNTS,
     HEARTBEATS,
     POINT_STATUS,
     MONITOR_CLOCK,
@@ -85,6 +87,10 @@ def watermark_key(ingest: str) -> bytes:
 
 def clock_key(partition: int) -> bytes:
     return str(partition).encode()
+
+
+def account_key(name: str) -> bytes:
+    return name.encode()
 
 
 def session_key(session_code: str) -> bytes:

@@ -1,11 +1,12 @@
 """`registration-admin`: operator tasks against a running registration service."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
 
+from contracts.accounts import Role
 from registration.official import as_csv, official_points
 
 app = typer.Typer(
@@ -49,3 +50,60 @@ def seed_official(
     tokens_out.write_bytes(response.content)
     created, updated = response.headers["X-Import-Created"], response.headers["X-Import-Updated"]
     typer.echo(f"{created} points created, {updated} updated; tokens in {tokens_out}")
+
+
+accounts = typer.Typer(help="The desk's named accounts (an administrator's token).")
+app.add_typer(accounts, name="accounts")
+
+
+def _call(method: str, url: str, token: str, path: str, **kwargs: Any) -> Any:
+    response = httpx.request(
+        method, f"{url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30, **kwargs
+    )
+    if response.status_code >= 400:
+        typer.echo(f"refused ({response.status_code}): {response.text[:2000]}", err=True)
+        raise typer.Exit(1)
+    return response.json()
+
+
+@accounts.command("issue")
+def issue(
+    name: Annotated[str, typer.Argument(help="Login name: lower case, digits, . _ -")],
+    role: Annotated[Role, typer.Option(help="What the account may do")],
+    province: Annotated[
+        list[str] | None, typer.Option(help="A coordinator's province code (repeatable)")
+    ] = None,
+    full_name: Annotated[str, typer.Option(help="The person's name, as the desk knows it")] = "",
+    url: Url = "http://127.0.0.1:8001",
+    token: Token = "dev-operator-token",
+) -> None:
+    """Issue an account; its token is printed once, on standard output, and never again."""
+    body = {"name": name, "role": role.value, "provinces": province or [], "full_name": full_name}
+    issued = _call("POST", url, token, "/v1/accounts", json=body)
+    typer.echo(issued["token"])
+
+
+@accounts.command("list")
+def list_accounts(url: Url = "http://127.0.0.1:8001", token: Token = "dev-operator-token") -> None:
+    """Every account: name, role, provinces, and whether it is revoked."""
+    for account in _call("GET", url, token, "/v1/accounts"):
+        state = f"revoked {account['revoked_at']}" if account["revoked_at"] else "active"
+        provinces = ",".join(account["provinces"]) or "-"
+        typer.echo(f"{account['name']}\t{account['role']}\t{provinces}\t{state}")
+
+
+@accounts.command("rotate")
+def rotate(
+    name: str, url: Url = "http://127.0.0.1:8001", token: Token = "dev-operator-token"
+) -> None:
+    """A new token for the account (printed once); the old one stops working at once."""
+    typer.echo(_call("POST", url, token, f"/v1/accounts/{name}/token")["token"])
+
+
+@accounts.command("revoke")
+def revoke(
+    name: str, url: Url = "http://127.0.0.1:8001", token: Token = "dev-operator-token"
+) -> None:
+    """Revoke the account: its token stops working at once; the record stays."""
+    _call("DELETE", url, token, f"/v1/accounts/{name}/token")
+    typer.echo(f"{name} revoked")

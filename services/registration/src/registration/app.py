@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from contracts.events import PointRegistration, SessionSchedule
-from contracts.topics import REGISTRY_POINTS, REGISTRY_SESSIONS
+from contracts.events import AccountGrant, PointRegistration, SessionSchedule
+from contracts.topics import REGISTRY_ACCOUNTS, REGISTRY_POINTS, REGISTRY_SESSIONS
 from registration.api import install
 from registration.config import Settings
 from registration.migrate import upgrade
@@ -26,6 +26,7 @@ relay = OutboxRelay(engine=engine, broker=broker, metrics=metrics, batch=setting
 # Declared for the AsyncAPI document; the relay publishes what the outbox holds.
 broker.publisher(REGISTRY_POINTS.name, schema=PointRegistration, title="to_registry_points")
 broker.publisher(REGISTRY_SESSIONS.name, schema=SessionSchedule, title="to_registry_sessions")
+broker.publisher(REGISTRY_ACCOUNTS.name, schema=AccountGrant, title="to_registry_accounts")
 
 
 @asynccontextmanager

@@ -4,9 +4,17 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from contracts.accounts import Role
 from contracts.codec import encode
-from contracts.events import PointRegistration, SessionSchedule
-from contracts.topics import REGISTRY_POINTS, REGISTRY_SESSIONS, point_key, session_key
+from contracts.events import AccountGrant, PointRegistration, SessionSchedule
+from contracts.topics import (
+    REGISTRY_ACCOUNTS,
+    REGISTRY_POINTS,
+    REGISTRY_SESSIONS,
+    account_key,
+    point_key,
+    session_key,
+)
 from registration.store import Broadcast, OutboxEvent, Point
 
 
@@ -52,3 +60,13 @@ def session_changed(broadcast: Broadcast) -> OutboxEvent:
 
 def session_removed(code: str) -> OutboxEvent:
     return OutboxEvent(topic=REGISTRY_SESSIONS.name, key=session_key(code), payload=None)
+
+
+def account_changed(
+    name: str, role: str, provinces: Iterable[str], token_hash: str | None
+) -> OutboxEvent:
+    """An account's grant as it now stands; without a token hash once revoked."""
+    grant = AccountGrant(
+        name=name, role=Role(role), provinces=tuple(sorted(provinces)), token_hash=token_hash
+    )
+    return OutboxEvent(topic=REGISTRY_ACCOUNTS.name, key=account_key(name), payload=encode(grant))

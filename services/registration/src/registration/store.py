@@ -30,7 +30,7 @@ from contracts.text import has_control_characters, nfc, search_text, search_word
 from registration.divisions import PlaceError, check_place, check_provinces
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -71,7 +71,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
-def _timestamp() -> Column:  # type: ignore[type-arg]
+def timestamp_column() -> Column:  # type: ignore[type-arg]
     return Column(UtcDateTime(), nullable=False)
 
 
@@ -119,8 +119,8 @@ LivenessSeconds = Annotated[float, Field(gt=0, le=3600)]
 class BroadcastBase(SQLModel):
     title: Line = Field(default="", max_length=300)
     topic: Line = Field(default="", max_length=300)
-    starts_at: Moment = Field(sa_column=_timestamp())
-    ends_at: Moment = Field(sa_column=_timestamp())
+    starts_at: Moment = Field(sa_column=timestamp_column())
+    ends_at: Moment = Field(sa_column=timestamp_column())
     heartbeat_interval_s: LivenessSeconds = 5.0
     late_after_s: LivenessSeconds = 12.0
     disconnected_after_s: LivenessSeconds = 30.0
@@ -159,6 +159,14 @@ class Broadcast(BroadcastBase, table=True):
     course_code: str = Field(foreign_key="course.code", index=True, max_length=64)
 
 
+def official_provinces(codes: list[str]) -> list[str]:
+    """A field validator: official province codes, normalised, each once."""
+    try:
+        return check_provinces(codes)
+    except PlaceError as error:
+        raise ValueError(str(error)) from None
+
+
 # --- connection points ---------------------------------------------------------------------------
 
 
@@ -178,13 +186,7 @@ class PointBase(SQLModel):
         sa_column=Column(JSON, nullable=False, server_default="[]"),
     )
 
-    @field_validator("relays_for")
-    @classmethod
-    def _official_provinces(cls, codes: list[str]) -> list[str]:
-        try:
-            return check_provinces(codes)
-        except PlaceError as error:
-            raise ValueError(str(error)) from None
+    _official_provinces = field_validator("relays_for")(official_provinces)
 
     @model_validator(mode="after")
     def _official_place(self) -> Self:
@@ -229,8 +231,8 @@ class Point(PointBase, table=True):
     token_hash: str | None = Field(default=None, max_length=64)
     # Code, name and host folded for search that ignores case and diacritics.
     search_text: str = ""
-    created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
-    updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    created_at: datetime = Field(default_factory=utc_now, sa_column=timestamp_column())
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=timestamp_column())
 
 
 # What the API shows of a point (never its token or token hash).
@@ -269,7 +271,7 @@ class OutboxEvent(SQLModel, table=True):
     key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     # None is a tombstone: the key is removed from the compacted topic.
     payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
-    created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    created_at: datetime = Field(default_factory=utc_now, sa_column=timestamp_column())
 
 
 # --- engine and queries --------------------------------------------------------------------------
@@ -302,10 +304,18 @@ class PointFilter(SQLModel):
 
 
 def find_points(
-    db: Session, where: PointFilter, *, offset: int, limit: int
+    db: Session,
+    where: PointFilter,
+    *,
+    offset: int,
+    limit: int,
+    provinces: frozenset[str] | None = None,
 ) -> tuple[int, list[Point]]:
-    """One page of the points matching `where`, ordered by code, and how many match in all."""
+    """One page of the points matching `where`, ordered by code, and how many match in all;
+    only the points of `provinces` when given."""
     query = select(Point)
+    if provinces is not None:
+        query = query.where(col(Point.province_code).in_(sorted(provinces)))
     if where.province is not None:
         query = query.where(Point.province_code == where.province.zfill(2))
     if where.channel is not None:

@@ -1,4 +1,4 @@
-"""What every route needs: the operator's token checked, a database session, errors as HTTP."""
+"""What every route needs: the caller known and allowed, a database session, errors as HTTP."""
 
 import hmac
 from collections.abc import Iterator
@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from contracts.accounts import Action, Caller, Role
+from registration.accounts import account_with_token, caller_of
 from registration.commands import Conflict, Invalid, NotFound
 from registration.importing import FileError
 
@@ -23,19 +25,7 @@ class Refused(BaseModel):
     detail: str | list[dict[str, Any]]
 
 
-def require_operator(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    if credentials is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "operator token required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    expected = request.app.state.operator_token.get_secret_value().encode()
-    if not hmac.compare_digest(credentials.credentials.encode(), expected):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "not an operator token")
+BOOTSTRAP_ADMINISTRATOR = "operator"
 
 
 def engine_of(request: Request) -> Engine:
@@ -49,6 +39,55 @@ def database(engine: Annotated[Engine, Depends(engine_of)]) -> Iterator[Session]
 
 
 Db = Annotated[Session, Depends(database)]
+
+
+def authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    db: Db,
+) -> Caller:
+    """Who holds the bearer token: a live account, or the deployment's operator token, which
+    stays the bootstrap administrator (it issues the first accounts)."""
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "token required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    presented = credentials.credentials.encode()
+    bootstrap = request.app.state.operator_token.get_secret_value().encode()
+    if hmac.compare_digest(presented, bootstrap):
+        return Caller(BOOTSTRAP_ADMINISTRATOR, Role.ADMINISTRATOR)
+    account = account_with_token(db, credentials.credentials)
+    if account is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "not a token of a live account")
+    return caller_of(account)
+
+
+Authenticated = Annotated[Caller, Depends(authenticated)]
+
+
+def action_of(request: Request) -> Action:
+    return Action.READ if request.method in ("GET", "HEAD") else Action.CHANGE
+
+
+def authorised(request: Request, caller: Authenticated) -> Caller:
+    """The caller, if their role allows what the request does to the registry."""
+    return _allowed(caller, action_of(request))
+
+
+def managing_accounts(caller: Authenticated) -> Caller:
+    return _allowed(caller, Action.MANAGE_ACCOUNTS)
+
+
+def _allowed(caller: Caller, action: Action) -> Caller:
+    if not caller.may(action):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"role {caller.role.value} may not {action.value}"
+        )
+    return caller
+
+
+Authorised = Annotated[Caller, Depends(authorised)]
+
 
 _STATUS = {NotFound: 404, Conflict: 409, Invalid: 422, FileError: 422}
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from registration import commands
-from registration.api.access import Db
+from registration.api.access import Authorised, Db
 from registration.store import (
     Point,
     PointCreate,
@@ -50,19 +50,23 @@ def post_point(point_in: PointCreate, db: Db) -> IssuedPoint:
 @router.get("", summary="Points, filtered and paged; `q` ignores case and diacritics")
 def list_points(
     db: Db,
+    caller: Authorised,
     where: Annotated[PointFilter, Query()],
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> PointPage:
-    total, points = find_points(db, where, offset=offset, limit=limit)
+    total, points = find_points(db, where, offset=offset, limit=limit, provinces=caller.scope)
     courses = courses_of_points(db, [p.code for p in points])
     items = [public(p, courses[p.code]) for p in points]
     return PointPage(total=total, offset=offset, limit=limit, items=items)
 
 
 @router.get("/{code}")
-def get_point(code: str, db: Db) -> PointPublic:
+def get_point(code: str, db: Db, caller: Authorised) -> PointPublic:
     point = commands.get_point(db=db, code=code)
+    if not caller.sees(point.province_code):
+        # Told as a point that does not exist: a coordinator learns nothing of other provinces.
+        raise commands.NotFound(f"unknown point {code}")
     return public(point, courses_of(db, code))
 
 

@@ -4,7 +4,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-import registration.store  # noqa: F401  (registers the tables on SQLModel.metadata)
+import registration.accounts
+import registration.store  # noqa: F401
 
 
 def run_migrations(connection: Connection) -> None:
