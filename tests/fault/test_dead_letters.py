@@ -12,8 +12,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from contracts.accounts import Role
 from contracts.codec import encode
 from contracts.events import (
+    AccountGrant,
     Channel,
     Event,
     Heartbeat,
@@ -23,7 +25,14 @@ from contracts.events import (
     PointStatus,
     SessionSchedule,
 )
-from contracts.topics import HEARTBEATS, POINT_STATUS, REGISTRY_POINTS, REGISTRY_SESSIONS, Topic
+from contracts.topics import (
+    HEARTBEATS,
+    POINT_STATUS,
+    REGISTRY_ACCOUNTS,
+    REGISTRY_POINTS,
+    REGISTRY_SESSIONS,
+    Topic,
+)
 from devstack.kafka import Broker
 from devstack.services import ServiceProcess
 from devstack.simulate import send_heartbeat
@@ -51,6 +60,7 @@ def good_records(code: str) -> dict[str, Event]:
         POINT_STATUS.name: PointStatus(
             session_code=code, point_code=code, state=PointState.CONNECTED, learners=3, since=NOW
         ),
+        REGISTRY_ACCOUNTS.name: AccountGrant(name=code.lower(), role=Role.VIEWER),
     }
 
 
@@ -65,7 +75,7 @@ BAD: dict[str, Callable[[Event], bytes]] = {
     "oversized": lambda good: _with(good, padding="x" * 300_000),
     "wrong version": lambda good: _with(good, schema_version=2),
 }
-CONSUMED = (REGISTRY_POINTS, REGISTRY_SESSIONS, HEARTBEATS, POINT_STATUS)
+CONSUMED = (REGISTRY_POINTS, REGISTRY_SESSIONS, REGISTRY_ACCOUNTS, HEARTBEATS, POINT_STATUS)
 
 
 async def publish_bad(bootstrap: str, run: str) -> dict[bytes, str]:

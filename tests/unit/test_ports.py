@@ -1,6 +1,7 @@
 """The ports devstack hands out are free, distinct and never ones the kernel gives to an
 outgoing connection (`devstack.ports`)."""
 
+import contextlib
 import random
 import socket
 
@@ -12,12 +13,17 @@ from devstack.ports import _ephemeral_range, free_port, free_ports
 
 def test_ports_are_distinct_free_and_outside_the_ephemeral_range() -> None:
     low, high = _ephemeral_range()
-    ports = free_ports(50) + [free_port() for _ in range(10)]
+    ports = free_ports(50)
+    # Each bound the moment it is handed out: the processes of other tests draw from the same
+    # slice in processes of their own, and 60 ports held unbound for a while can meet one of
+    # theirs (a two-worker run saw "address already in use" here).
+    with contextlib.ExitStack() as held:
+        for _ in range(10):
+            port = free_port()
+            held.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            ports.append(port)
     assert len(set(ports)) == len(ports)
     assert not [port for port in ports if low <= port <= high]
-    for port in ports:
-        with socket.socket() as server:
-            server.bind(("127.0.0.1", port))
 
 
 def test_a_port_taken_or_already_handed_out_is_drawn_again(

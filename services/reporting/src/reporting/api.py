@@ -1,7 +1,6 @@
 """REST and server-sent-events views of the live totals, timelines, incidents and reports."""
 
 import asyncio
-import hmac
 import json
 import time
 from collections.abc import AsyncIterator
@@ -17,8 +16,10 @@ from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import Engine
 from sse_starlette.sse import EventSourceResponse
 
+from contracts.accounts import Caller
 from contracts.events import Counts, PointState, SessionSchedule, Totals
 from contracts.text import search_text, search_words
+from reporting.access import Accounts, Refused, scoped
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, SessionView, totals_of
 from reporting.reports import (
@@ -94,26 +95,40 @@ class SessionReport(BaseModel):
 
 
 def reporting_router(
-    live: LiveTotals, detector: IncidentDetector, engine: Engine, viewer_token: str | None
+    live: LiveTotals,
+    detector: IncidentDetector,
+    engine: Engine,
+    viewer_token: str | None,
+    accounts: Accounts,
 ) -> APIRouter:
     # The in-memory reads answer on the event loop (async): a worker thread would cost more
     # than the read itself, and would read the tables while a consumer changes them.
-    async def viewer(request: Request) -> None:
-        """Open inside the operations network unless a viewer token is set."""
-        if viewer_token is None:
-            return
+    async def caller(request: Request) -> Caller:
         presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         # EventSource cannot send headers: the stream also takes the token as a query parameter.
         presented = presented or request.query_params.get("access_token", "")
-        if not hmac.compare_digest(presented.encode(), viewer_token.encode()):
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "viewer token required")
+        try:
+            return accounts.identify(presented, viewer_token)
+        except Refused as refused:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, str(refused), headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+
+    Asking = Annotated[Caller, Depends(caller)]
+
+    def national_only(asking: Caller, what: str) -> None:
+        if asking.scope is not None:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"{what} is national: a coordinator sees provinces"
+            )
 
     router = APIRouter(
         prefix="/v1",
         tags=["reporting"],
-        dependencies=[Depends(viewer)],
+        dependencies=[Depends(caller)],
         responses={
-            401: {"description": "viewer token required (when one is set)"},
+            401: {"description": "no token where one is required, or not a live account's"},
+            403: {"description": "national figures, which a coordinator does not see"},
             404: {"description": "unknown session or course"},
         },
     )
@@ -141,18 +156,24 @@ def reporting_router(
         return sorted(live.registry.sessions.values(), key=lambda s: s.starts_at, reverse=True)
 
     @router.get("/sessions/{session_code}/totals", summary="Live totals of one session")
-    async def get_totals(session_code: str) -> Totals:
+    async def get_totals(session_code: str, asking: Asking) -> Totals:
         _, view = view_of(session_code)
-        return totals_of(session_code, view, datetime.now(UTC), live.judged)
+        return scoped(totals_of(session_code, view, datetime.now(UTC), live.judged), asking.scope)
 
     @router.get(
         "/sessions/{session_code}/breakdown/{kind}", summary="Totals by province, channel or level"
     )
-    async def get_breakdown(session_code: str, kind: Breakdown) -> dict[str, Counts]:
+    async def get_breakdown(
+        session_code: str, kind: Breakdown, asking: Asking
+    ) -> dict[str, Counts]:
         _, view = view_of(session_code)
+        if kind is not Breakdown.province:
+            national_only(asking, f"the breakdown by {kind.value}")
         groups = {"province": view.provinces, "channel": view.channels, "level": view.levels}[kind]
         return {
-            label: tally.counts() for label, tally in sorted(groups.items()) if tally.registered
+            label: tally.counts()
+            for label, tally in sorted(groups.items())
+            if tally.registered and (kind is not Breakdown.province or asking.sees(label))
         }
 
     @router.get(
@@ -161,6 +182,7 @@ def reporting_router(
     )
     def list_points(
         session_code: str,
+        asking: Asking,
         state: PointState | None = None,
         province: str | None = None,
         channel: str | None = None,
@@ -178,7 +200,8 @@ def reporting_router(
         items = [
             _point_view(point, status)
             for point, status in live.enrolled(session_code)
-            if (province is None or point.province_code == province.zfill(2))
+            if asking.sees(point.province_code)
+            and (province is None or point.province_code == province.zfill(2))
             and (channel is None or point.channel.value == channel)
             and all(word in search_text(point.code, point.name, point.host) for word in words)
         ]
@@ -190,17 +213,20 @@ def reporting_router(
         )
 
     @router.get("/sessions/{session_code}/timeline", summary="Samples every 10 s of the session")
-    async def get_timeline(session_code: str) -> list[TimelineSample]:
+    async def get_timeline(session_code: str, asking: Asking) -> list[TimelineSample]:
         view_of(session_code)
+        national_only(asking, "the timeline")
         return await run_in_threadpool(samples_of, engine, session_code)
 
     @router.get("/sessions/{session_code}/incidents", summary="Open incidents of the session")
-    async def get_incidents(session_code: str) -> list[IncidentView]:
+    async def get_incidents(session_code: str, asking: Asking) -> list[IncidentView]:
         view_of(session_code)
         return [
             IncidentView(kind=i.kind, group=i.group, opened_at=i.opened_at, points=len(i.points))
             for key, i in sorted(detector.open.items())
             if key[0] == session_code
+            # A channel's incident spans provinces: a coordinator sees only their provinces'.
+            and (asking.scope is None or (i.kind == "province" and asking.sees(i.group)))
         ]
 
     @router.get(
@@ -208,8 +234,14 @@ def reporting_router(
         summary="Server-sent events: the session's totals whenever they change, at most 2/s",
         response_class=EventSourceResponse,
     )
-    async def stream(session_code: str, request: Request) -> EventSourceResponse:
+    async def stream(session_code: str, request: Request, asking: Asking) -> EventSourceResponse:
         view_of(session_code)
+
+        def data(view: SessionView) -> str:
+            if asking.scope is None:
+                return rendered_totals(session_code, view)
+            national = totals_of(session_code, view, datetime.now(UTC), live.judged)
+            return scoped(national, asking.scope).model_dump_json()
 
         async def changes() -> AsyncIterator[dict[str, str]]:
             sent, sent_at = -1, 0.0
@@ -220,7 +252,7 @@ def reporting_router(
                 # A change after a quiet half second goes out at once; a burst waits it out.
                 if view.version != sent and time.monotonic() - sent_at >= STREAM_EVERY_SECONDS:
                     sent, sent_at = view.version, time.monotonic()
-                    yield {"event": "totals", "data": rendered_totals(session_code, view)}
+                    yield {"event": "totals", "data": data(view)}
                 await asyncio.sleep(STREAM_POLL_SECONDS)
 
         return EventSourceResponse(changes(), ping=15)
@@ -232,11 +264,18 @@ def reporting_router(
         responses={200: _formats("application/json", "text/csv", "text/html")},
     )
     def get_report(
-        session_code: str, request: Request, format: ReportFormat = ReportFormat.json
+        session_code: str,
+        request: Request,
+        asking: Asking,
+        format: ReportFormat = ReportFormat.json,
     ) -> Response:
         session, _ = view_of(session_code)
         now = datetime.now(UTC)
-        lines = [point_line(p, s, session, now) for p, s in live.enrolled(session_code)]
+        lines = [
+            point_line(p, s, session, now)
+            for p, s in live.enrolled(session_code)
+            if asking.sees(p.province_code)
+        ]
         lines.sort(key=lambda line: (line.province_code, line.code))
         provinces = by_province(lines)
         if format is ReportFormat.csv:
@@ -263,7 +302,9 @@ def reporting_router(
         response_class=Response,
         responses={200: _formats("application/json", "text/csv")},
     )
-    def get_course_report(course_code: str, format: ReportFormat = ReportFormat.json) -> Response:
+    def get_course_report(
+        course_code: str, asking: Asking, format: ReportFormat = ReportFormat.json
+    ) -> Response:
         sessions = sorted(
             (s for s in live.registry.sessions.values() if s.course_code == course_code),
             key=lambda s: s.starts_at,
@@ -272,7 +313,15 @@ def reporting_router(
             raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown course or no sessions")
         now = datetime.now(UTC)
         per_session = [
-            (s, [point_line(p, st, s, now) for p, st in live.enrolled(s.code)]) for s in sessions
+            (
+                s,
+                [
+                    point_line(p, st, s, now)
+                    for p, st in live.enrolled(s.code)
+                    if asking.sees(p.province_code)
+                ],
+            )
+            for s in sessions
         ]
         lines = course_lines(per_session)
         if format is ReportFormat.csv:

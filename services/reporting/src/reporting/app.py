@@ -18,16 +18,18 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
 from contracts.codec import ContractError, decode, encode
-from contracts.events import MonitorClock, SessionSchedule, Totals
+from contracts.events import AccountGrant, MonitorClock, SessionSchedule, Totals
 from contracts.topics import (
     MONITOR_CLOCK,
     POINT_STATUS,
+    REGISTRY_ACCOUNTS,
     REGISTRY_POINTS,
     REGISTRY_SESSIONS,
     TOTALS,
     session_key,
 )
 from contracts.wire import read_point, read_status
+from reporting.access import Accounts
 from reporting.api import reporting_router
 from reporting.catchup import Tables
 from reporting.config import Settings
@@ -55,8 +57,15 @@ broker = make_broker(settings.kafka_bootstrap_servers, client_id="reporting", me
 dead_letters = DeadLetters(
     broker,
     metrics,
-    [REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, POINT_STATUS.name, MONITOR_CLOCK.name],
+    [
+        REGISTRY_POINTS.name,
+        REGISTRY_SESSIONS.name,
+        REGISTRY_ACCOUNTS.name,
+        POINT_STATUS.name,
+        MONITOR_CLOCK.name,
+    ],
 )
+accounts = Accounts()
 live = LiveTotals(unknown_after=settings.unknown_after_seconds)
 detector = IncidentDetector()
 engine = make_engine(settings.database_url)
@@ -83,6 +92,7 @@ def subscribe_table(*topics: str, title: str) -> BatchSubscriber:
 registry_in = subscribe_table(REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, title="on_registry")
 statuses_in = subscribe_table(POINT_STATUS.name, title="on_point_status")
 clock_in = subscribe_table(MONITOR_CLOCK.name, title="on_monitor_clock")
+accounts_in = subscribe_table(REGISTRY_ACCOUNTS.name, title="on_accounts")
 tables = Tables(registry_in, statuses_in)
 
 
@@ -125,6 +135,17 @@ async def on_monitor_clock(message: KafkaMessage) -> None:
             await dead_letters.park(record, error)
             continue
         live.judged.put(clock.partition, clock.judged_until)
+
+
+@accounts_in
+async def on_accounts(message: KafkaMessage) -> None:
+    for record in records_of(message):
+        try:
+            grant = None if record.value is None else decode(AccountGrant, record.value)
+        except ContractError as error:
+            await dead_letters.park(record, error)
+            continue
+        accounts.put((record.key or b"").decode(errors="replace"), grant)
 
 
 def _apply_registry(record: Record, now: datetime, defer: bool) -> None:
@@ -243,7 +264,7 @@ async def background(_: FastAPI) -> AsyncIterator[None]:
 
 
 app = service_app(title="reporting", broker=broker, metrics=metrics, lifespan=background)
-app.include_router(reporting_router(live, detector, engine, settings.viewer_token))
+app.include_router(reporting_router(live, detector, engine, settings.viewer_token, accounts))
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
