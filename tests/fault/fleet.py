@@ -38,9 +38,9 @@ PLAN = CoursePlan(
     late_after_s=3.0,
     disconnected_after_s=6.0,
 )
-# The tests that run a fleet under load run one after the other, even side by side with other
-# tests (pytest-xdist's `--dist loadgroup`): two loads at once would share the two cores with
-# each other as well as with the rest of the suite.
+# The tests that run a load (a fleet's, or the simulated course's) run one after the other,
+# even side by side with other tests (pytest-xdist's `--dist loadgroup`): two loads at once
+# would share the two cores with each other as well as with the rest of the suite.
 UNDER_LOAD = pytest.mark.xdist_group("under-load")
 LAG_TICK = 0.1  # how often the load looks at its own event loop
 # httpcore's trace events of a request's first action on a socket.
