@@ -7,13 +7,13 @@ command -v java >/dev/null || need_apt+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 # Prometheus (and promtool) evaluates the alert rules on the running system and in the tests.
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need_apt+=(prometheus)
+# Alertmanager (and amtool): where the alerts go, grouped by province; the tests check its routing.
+command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || need_apt+=(prometheus-alertmanager)
 # The tests also need a PostgreSQL server and a browser; running the system does not.
 if [[ ${PREPARE_FOR_TESTS:-} ]]; then
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
   command -v chromium >/dev/null && command -v chromedriver >/dev/null || need_apt+=(chromium chromium-driver fonts-noto-core)
   command -v go >/dev/null || need_apt+=(golang-go) # builds toxiproxy, below
-  # Alertmanager and amtool: the alerts' routing, checked and run in the tests.
-  command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || need_apt+=(prometheus-alertmanager)
 fi
 if ((${#need_apt[@]})); then
   echo "installing ${need_apt[*]} from Debian's packages" >&2

@@ -75,11 +75,15 @@ def _connected(reporting: str) -> int:
     )
 
 
-def _prometheus_port(text: str) -> list[int]:
-    """Prometheus's port, printed as its alerts page (it runs wherever bin/run installed it)."""
-    found = re.search(r"prometheus\s+http://127\.0\.0\.1:(\d+)/alerts", text)
-    assert found, text
-    return [int(found.group(1))]
+def _monitoring_ports(text: str) -> list[int]:
+    """The ports of Prometheus and Alertmanager, printed as their alerts pages (they run
+    wherever bin/run installed them)."""
+    found = [
+        re.search(rf"{name}\s+http://127\.0\.0\.1:(\d+)/", text)
+        for name in ("prometheus", "alertmanager")
+    ]
+    assert all(found), text
+    return [int(match.group(1)) for match in found if match]
 
 
 def _listening(port: int) -> bool:
@@ -110,7 +114,7 @@ def test_one_signal_stops_everything_in_order(
     assert "Stopped." in text.splitlines()[-1], text
     assert not TROUBLE.search(text), text
     assert _gone(broker)
-    ports = [*DEFAULT_PORTS.values(), *_prometheus_port(text)]
+    ports = [*DEFAULT_PORTS.values(), *_monitoring_ports(text)]
     assert not [port for port in ports if _listening(port)]
 
 
@@ -124,5 +128,5 @@ def test_a_second_signal_forces_the_stop(running: tuple[subprocess.Popen[str], P
     text = output.read_text()
     assert "Forced" in text and not TROUBLE.search(text), text
     assert _gone(broker)
-    ports = [*DEFAULT_PORTS.values(), *_prometheus_port(text)]
+    ports = [*DEFAULT_PORTS.values(), *_monitoring_ports(text)]
     assert not [port for port in ports if _listening(port)]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.progress import (
@@ -24,7 +25,7 @@ from rich.progress import (
 
 from devstack.course import Course, CourseOptions, course_of
 from devstack.kafka import Broker, default_cache_dir, fetch, repo_root
-from devstack.prometheus import Prometheus
+from devstack.prometheus import ALERTMANAGER_CONFIG, Alertmanager, Prometheus
 from devstack.registering import (
     create_course_and_sessions,
     designate_gateways,
@@ -69,11 +70,21 @@ def up(options: CourseOptions, *, data_dir: Path | None = None) -> None:
                     )
                 )
                 started.extend(service.process.pid for service in services.values())
-            prometheus = None
-            if shutil.which("prometheus"):  # Debian's package; bin/run installs it
+            prometheus, alertmanager = None, None
+            # Debian's packages; bin/run installs them.
+            if shutil.which("prometheus-alertmanager"):
+                with _step(progress, "Starting Alertmanager with the desk's routing"):
+                    # The repository's routing as it stands: alerts grouped by province and
+                    # session, shown on its page; the example desk hook delivers nowhere.
+                    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text(encoding="utf-8"))
+                    alertmanager = running.enter_context(
+                        Alertmanager.start(data_dir / "alertmanager", config)
+                    )
+                    started.append(alertmanager.process.pid)
+            if shutil.which("prometheus"):
                 with _step(progress, "Starting Prometheus with the alert rules"):
                     prometheus = running.enter_context(
-                        Prometheus.scraping(services, data_dir / "prometheus")
+                        Prometheus.scraping(services, data_dir / "prometheus", alertmanager)
                     )
                     started.append(prometheus.process.pid)
         console.print(f"Kafka broker on [bold]{broker.bootstrap}[/] (pid {broker.pid})")
@@ -81,6 +92,8 @@ def up(options: CourseOptions, *, data_dir: Path | None = None) -> None:
             console.print(f"  {service.name:<13} {service.url}/docs   log: {service.log_path}")
         if prometheus is not None:
             console.print(f"  {'prometheus':<13} {prometheus.url}/alerts")
+        if alertmanager is not None:
+            console.print(f"  {'alertmanager':<13} {alertmanager.url}/#/alerts")
         asyncio.run(stopper.run(_run_course(services, options, began, prometheus)))
     console.print("Stopped.")
 

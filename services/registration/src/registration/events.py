@@ -41,20 +41,10 @@ def point_removed(code: str) -> OutboxEvent:
 
 
 def session_changed(broadcast: Broadcast) -> OutboxEvent:
-    schedule = SessionSchedule(
-        code=broadcast.code,
-        course_code=broadcast.course_code,
-        title=broadcast.title,
-        topic=broadcast.topic,
-        starts_at=broadcast.starts_at,
-        ends_at=broadcast.ends_at,
-        heartbeat_interval_s=broadcast.heartbeat_interval_s,
-        late_after_s=broadcast.late_after_s,
-        disconnected_after_s=broadcast.disconnected_after_s,
-    )
-    payload = encode(schedule)
+    # The schedule's fields are the session's own, by name; the rest of the row is ignored.
+    schedule = SessionSchedule.model_validate(broadcast.model_dump())
     return OutboxEvent(
-        topic=REGISTRY_SESSIONS.name, key=session_key(broadcast.code), payload=payload
+        topic=REGISTRY_SESSIONS.name, key=session_key(broadcast.code), payload=encode(schedule)
     )
 
 
