@@ -16,21 +16,30 @@ from fastapi.testclient import TestClient
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from contracts.accounts import Role
 from contracts.codec import encode
 from contracts.events import (
+    AccountGrant,
     Channel,
+    DeskAction,
     Level,
     MonitorClock,
     PointRegistration,
     PointState,
     PointStatus,
+    Response,
     SessionSchedule,
 )
+from contracts.tokens import hash_token
 from contracts.topics import (
+    DESK_ACTIONS,
     MONITOR_CLOCK,
     POINT_STATUS,
+    REGISTRY_ACCOUNTS,
     REGISTRY_POINTS,
     REGISTRY_SESSIONS,
+    account_key,
+    action_key,
     dead_letter_name,
     point_key,
     session_key,
@@ -60,7 +69,7 @@ def parked() -> list[tuple[str, bytes]]:
 
 @pytest.fixture(scope="module")
 async def kafka(reporting: ModuleType, parked: list[tuple[str, bytes]]) -> AsyncIterator[Any]:
-    read = (REGISTRY_POINTS.name, POINT_STATUS.name, MONITOR_CLOCK.name)
+    read = (REGISTRY_POINTS.name, POINT_STATUS.name, MONITOR_CLOCK.name, DESK_ACTIONS.name)
     broker: KafkaBroker = reporting.broker
 
     @broker.subscriber(*(dead_letter_name(topic) for topic in read))
@@ -168,14 +177,12 @@ async def test_unreadable_records_are_parked_and_the_next_one_is_read(
     reporting: ModuleType, kafka: Any, session: str, parked: list[tuple[str, bytes]]
 ) -> None:
     garbage = b'{"event_type": "attendance.point_status", "learners": -1}'
-    for topic in (REGISTRY_POINTS.name, POINT_STATUS.name, MONITOR_CLOCK.name):
+    topics = (REGISTRY_POINTS.name, POINT_STATUS.name, MONITOR_CLOCK.name, DESK_ACTIONS.name)
+    for topic in topics:
         await kafka.publish(garbage, topic, key=b"P-1")
     await put_status(kafka, session, "P-1", PointState.CONNECTED, 7, datetime.now(UTC))
 
-    assert sorted(parked[-3:]) == sorted(
-        (dead_letter_name(topic), garbage)
-        for topic in (REGISTRY_POINTS.name, POINT_STATUS.name, MONITOR_CLOCK.name)
-    )
+    assert sorted(parked[-4:]) == sorted((dead_letter_name(topic), garbage) for topic in topics)
     totals = served(reporting, f"{session}/totals")
     assert (totals["connected"], totals["learners_present"]) == (1, 7)
 
@@ -191,3 +198,35 @@ async def test_a_clock_left_behind_makes_the_states_unknown_not_dropped(
 
     await put_clock(kafka, datetime.now(UTC))
     assert served(reporting, f"{session}/totals")["unknown"] is False
+
+
+async def test_an_action_reaches_every_desk_through_its_topic(
+    reporting: ModuleType, kafka: Any, session: str
+) -> None:
+    grant = AccountGrant(name="lan", role=Role.OPERATOR, token_hash=hash_token("ac_lan"))
+    await kafka.publish(encode(grant), REGISTRY_ACCOUNTS.name, key=account_key("lan"))
+    at = datetime.now(UTC) - timedelta(seconds=40)
+    await put_status(kafka, session, "P-1", PointState.DISCONNECTED, 0, at)
+    # Through the route: published on desk.actions, read back by the handler.
+    answer = TestClient(reporting.app).post(
+        f"/v1/sessions/{session}/actions",
+        json={"subject": "point:P-1", "response": "acknowledge"},
+        headers={"Authorization": "Bearer ac_lan"},
+    )
+    assert answer.status_code == 202, answer.text
+    # From another instance: only on the topic.
+    note = DeskAction(
+        id="0" * 32,
+        session_code=session,
+        subject="point:P-1",
+        response=Response.ANNOTATE,
+        by="minh",
+        at=datetime.now(UTC),
+        note="power cut",
+    )
+    await kafka.publish(encode(note), DESK_ACTIONS.name, key=action_key(note.id))
+    await kafka.publish(encode(note), DESK_ACTIONS.name, key=action_key(note.id))  # again
+    (point,) = [p for p in served(reporting, f"{session}/points")["items"] if p["code"] == "P-1"]
+    assert point["handling"]["acknowledged_by"] == "lan"
+    assert [n["note"] for n in point["handling"]["notes"]] == ["power cut"]
+    assert [a["by"] for a in served(reporting, f"{session}/actions")] == ["lan", "minh"]

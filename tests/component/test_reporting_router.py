@@ -1,5 +1,5 @@
 """Reporting's routes in process (TestClient over live totals built from records): what the
-desk's lists answer."""
+desk's lists answer, who may see and do what, and what the desk's actions become."""
 
 import contextlib
 import json
@@ -9,16 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
 from sqlmodel import SQLModel
 
 from contracts.accounts import Role
-from contracts.events import AccountGrant, Channel, Level, SessionSchedule
+from contracts.events import AccountGrant, Channel, DeskAction, Level, SessionSchedule
 from contracts.tokens import hash_token
 from contracts.wire import PointRecord
-from reporting.access import Accounts
-from reporting.api import reporting_router
+from reporting.access import Accounts, LoginGuard
+from reporting.actions import DeskLog
+from reporting.api import STATIC, reporting_router
+from reporting.desk import TOKEN_COOKIE, desk_router, identifying
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals
 from servicekit.database import make_engine
@@ -31,8 +35,24 @@ POINTS = [
 ]
 
 
+class Recorder:
+    """Stands in for the publish on desk.actions: keeps what it was given, or fails as Kafka
+    away does."""
+
+    def __init__(self) -> None:
+        self.recorded: list[DeskAction] = []
+        self.down = False
+
+    async def __call__(self, action: DeskAction) -> None:
+        if self.down:
+            raise KafkaConnectionError("the broker is away")
+        self.recorded.append(action)
+
+
 @contextlib.contextmanager
-def serving(tmp_path: Path, accounts: Accounts) -> Iterator[TestClient]:
+def serving(
+    tmp_path: Path, accounts: Accounts, recorder: Recorder | None = None
+) -> Iterator[TestClient]:
     """Reporting's routes over one session of the three points, its accounts as given."""
     live = LiveTotals()
     live.put_session(
@@ -55,7 +75,11 @@ def serving(tmp_path: Path, accounts: Accounts) -> Iterator[TestClient]:
     app = FastAPI()
     engine = make_engine(f"sqlite:///{tmp_path / 'reporting.db'}")
     SQLModel.metadata.create_all(engine)  # the timeline's table, as reporting's start-up does
-    app.include_router(reporting_router(live, IncidentDetector(), engine, None, accounts))
+    desk, identify = DeskLog(), identifying(accounts, None)
+    recording = recorder or Recorder()
+    app.include_router(desk_router(live, accounts, desk, recording, identify, LoginGuard()))
+    app.include_router(reporting_router(live, IncidentDetector(), engine, desk, identify))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     with TestClient(app) as client:
         yield client
 
@@ -117,10 +141,14 @@ def with_accounts(tmp_path: Path) -> Iterator[TestClient]:
 def routes_of(client: TestClient) -> list[str]:
     """Every GET route of the service's OpenAPI document, with this test's names in it."""
     paths = client.app.openapi()["paths"]  # type: ignore[attr-defined]
-    assert all(set(operations) == {"get"} for operations in paths.values())
+    posts = {path for path, operations in paths.items() if "post" in operations}
+    assert posts == {"/v1/login", "/v1/logout", "/v1/sessions/{session_code}/actions"}
+    assert all(set(operations) <= {"get", "post"} for operations in paths.values())
     named = {"{session_code}": "S1", "{course_code}": "C1"}
     found = []
     for path in paths:
+        if "get" not in paths[path]:
+            continue
         for placeholder, value in named.items():
             path = path.replace(placeholder, value)
         if "{kind}" in path:
@@ -171,3 +199,144 @@ def test_every_route_with_every_role_shows_a_coordinator_only_their_provinces(
     report = answer(with_accounts, "/v1/sessions/S1/report?format=csv", coordinator)[1]
     assert "X38001" in report and "X01003" not in report
     assert answer(with_accounts, "/v1/sessions/S1/points", "ac_gone")[0] == 401
+
+
+def act(client: TestClient, token: str, **body: Any) -> Any:
+    headers = {"Authorization": f"Bearer {token}"}
+    return client.post("/v1/sessions/S1/actions", json=body, headers=headers)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def desk(tmp_path: Path, recorder: Recorder) -> Iterator[TestClient]:
+    accounts = Accounts()
+    for role, (token, provinces) in TOKENS.items():
+        grant = AccountGrant(
+            name=role.value, role=role, provinces=provinces, token_hash=hash_token(token)
+        )
+        accounts.put(role.value, grant)
+    with serving(tmp_path, accounts, recorder) as client:
+        yield client
+
+
+def test_who_may_act_on_what(desk: TestClient, recorder: Recorder) -> None:
+    admin, operator, coordinator, viewer = (TOKENS[role][0] for role in Role)
+    point_38, point_01 = "point:X38001", "point:X01003"
+    for subject in (point_38, point_01, "province:01", "channel:teams"):
+        assert act(desk, operator, subject=subject, response="acknowledge").status_code == 202
+        assert act(desk, admin, subject=subject, response="acknowledge").status_code == 202
+        assert act(desk, viewer, subject=subject, response="acknowledge").status_code == 403
+    assert act(desk, coordinator, subject=point_38, response="acknowledge").status_code == 202
+    assert act(desk, coordinator, subject="province:38", response="resolve").status_code == 202
+    for hidden in (point_01, "province:01", "channel:teams", "point:NOWHERE"):
+        assert act(desk, coordinator, subject=hidden, response="acknowledge").status_code == 404
+    assert len(recorder.recorded) == 10
+    assert {a.by for a in recorder.recorded} == {"administrator", "operator", "coordinator"}
+    # Nothing half-said: an assignment names a live account, a note says something.
+    refused = [
+        act(desk, operator, subject=point_38, response="assign"),
+        act(desk, operator, subject=point_38, response="assign", assignee="nobody"),
+        act(desk, operator, subject=point_38, response="annotate", note="   "),
+        act(desk, operator, subject="point:", response="acknowledge"),
+        act(desk, operator, subject=point_38, response="applaud"),
+        act(desk, operator, subject=point_38, response="annotate", note="x" * 501),
+    ]
+    assert [answer.status_code for answer in refused] == [422] * 6
+    assert desk.post("/v1/sessions/S9/actions", json={}, headers={}).status_code == 422
+    assert act(desk, operator, subject=point_38, response="resolve").status_code == 202
+    missing = desk.post(
+        "/v1/sessions/S9/actions",
+        json={"subject": point_38, "response": "resolve"},
+        headers={"Authorization": f"Bearer {operator}"},
+    )
+    assert missing.status_code == 404
+    # A coordinator lists only the actions of their provinces.
+    listed = desk.get("/v1/sessions/S1/actions", headers={"Authorization": f"Bearer {coordinator}"})
+    assert {a["subject"] for a in listed.json()} == {point_38, "province:38"}
+    everything = desk.get("/v1/sessions/S1/actions", headers={"Authorization": f"Bearer {viewer}"})
+    assert len(everything.json()) == 11
+
+
+def test_an_action_shows_on_its_point_and_in_the_reports(
+    desk: TestClient, recorder: Recorder
+) -> None:
+    coordinator = TOKENS[Role.COORDINATOR][0]
+    headers = {"Authorization": f"Bearer {coordinator}"}
+    assert act(desk, coordinator, subject="point:X38001", response="acknowledge").status_code == 202
+    assert (
+        act(
+            desk,
+            coordinator,
+            subject="point:X38001",
+            response="annotate",
+            note="called the focal person, power cut",
+        ).status_code
+        == 202
+    )
+    answer = act(desk, coordinator, subject="point:X38001", response="assign", assignee="operator")
+    assert answer.status_code == 202
+    assert answer.json()["by"] == "coordinator"
+    points = desk.get("/v1/sessions/S1/points", headers=headers).json()["items"]
+    handling = {p["code"]: p["handling"] for p in points}
+    assert handling["X38001"]["acknowledged_by"] == "coordinator"
+    assert handling["X38001"]["assignee"] == "operator"
+    assert [n["note"] for n in handling["X38001"]["notes"]] == [
+        "called the focal person, power cut"
+    ]
+    assert handling["X38002"] == {
+        "acknowledged_by": None,
+        "acknowledged_at": None,
+        "assignee": None,
+        "notes": [],
+        "resolved_by": None,
+        "resolved_at": None,
+    }
+    report = desk.get("/v1/sessions/S1/report", headers=headers).json()
+    (line,) = [p for p in report["points"] if p["code"] == "X38001"]
+    assert "acknowledged by coordinator" in line["actions"]
+    assert "note by coordinator: called the focal person, power cut" in line["actions"]
+    assert "assigned to operator by coordinator" in line["actions"]
+    csv = desk.get("/v1/sessions/S1/report?format=csv", headers=headers).text
+    assert "note by coordinator: called the focal person, power cut" in csv
+    html = desk.get("/v1/sessions/S1/report?format=html", headers=headers).text
+    assert "note by coordinator: called the focal person, power cut" in html
+    course = desk.get("/v1/courses/C1/report", headers=headers).json()
+    assert "acknowledged by coordinator" in course["points"][0]["actions"]
+    # Kafka away: the action is not taken, and says so.
+    recorder.down = True
+    answer = act(desk, coordinator, subject="point:X38002", response="acknowledge")
+    assert answer.status_code == 503
+    points = desk.get("/v1/sessions/S1/points", headers=headers).json()["items"]
+    assert {p["code"]: p["handling"]["acknowledged_by"] for p in points}["X38002"] is None
+
+
+def test_a_login_leaves_a_cookie_that_stands_for_the_token(desk: TestClient) -> None:
+    coordinator = TOKENS[Role.COORDINATOR][0]
+    answer = desk.post("/v1/login", json={"token": coordinator})
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "name": "coordinator",
+        "role": "coordinator",
+        "provinces": ["38"],
+        "may_respond": True,
+    }
+    cookie = answer.headers["set-cookie"]
+    assert f"{TOKEN_COOKIE}=" in cookie
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert desk.get("/v1/me").json()["name"] == "coordinator"
+    points = desk.get("/v1/sessions/S1/points").json()["items"]
+    assert sorted(p["code"] for p in points) == ["X38001", "X38002"]
+    assert desk.post("/v1/logout").status_code == 204
+    assert desk.get("/v1/me").json()["name"] == "operations network"  # no viewer token set
+
+
+def test_a_token_cannot_be_guessed_by_trying_many(desk: TestClient) -> None:
+    answers = [desk.post("/v1/login", json={"token": f"ac_guess{n}"}) for n in range(5)]
+    assert [a.status_code for a in answers] == [401] * 5
+    # Past five failures in a minute the address waits, even with the right token.
+    right = desk.post("/v1/login", json={"token": TOKENS[Role.OPERATOR][0]})
+    assert right.status_code == 429

@@ -17,15 +17,18 @@ from contracts.codec import encode
 from contracts.events import (
     AccountGrant,
     Channel,
+    DeskAction,
     Event,
     Heartbeat,
     Level,
     PointRegistration,
     PointState,
     PointStatus,
+    Response,
     SessionSchedule,
 )
 from contracts.topics import (
+    DESK_ACTIONS,
     HEARTBEATS,
     POINT_STATUS,
     REGISTRY_ACCOUNTS,
@@ -61,6 +64,14 @@ def good_records(code: str) -> dict[str, Event]:
             session_code=code, point_code=code, state=PointState.CONNECTED, learners=3, since=NOW
         ),
         REGISTRY_ACCOUNTS.name: AccountGrant(name=code.lower(), role=Role.VIEWER),
+        DESK_ACTIONS.name: DeskAction(
+            id=uuid.uuid4().hex,
+            session_code=code,
+            subject=f"point:{code}",
+            response=Response.ACKNOWLEDGE,
+            by="lan",
+            at=NOW,
+        ),
     }
 
 
@@ -75,7 +86,14 @@ BAD: dict[str, Callable[[Event], bytes]] = {
     "oversized": lambda good: _with(good, padding="x" * 300_000),
     "wrong version": lambda good: _with(good, schema_version=2),
 }
-CONSUMED = (REGISTRY_POINTS, REGISTRY_SESSIONS, REGISTRY_ACCOUNTS, HEARTBEATS, POINT_STATUS)
+CONSUMED = (
+    REGISTRY_POINTS,
+    REGISTRY_SESSIONS,
+    REGISTRY_ACCOUNTS,
+    HEARTBEATS,
+    POINT_STATUS,
+    DESK_ACTIONS,
+)
 
 
 async def publish_bad(bootstrap: str, run: str) -> dict[bytes, str]:

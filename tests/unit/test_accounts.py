@@ -11,9 +11,9 @@ provinces = st.frozensets(st.sampled_from(["01", "04", "38", "79"]), max_size=4)
 
 def test_the_roles_allow_what_the_desk_was_promised() -> None:
     assert {role: set(ALLOWED[role]) for role in Role} == {
-        Role.ADMINISTRATOR: {Action.READ, Action.CHANGE, Action.MANAGE_ACCOUNTS},
-        Role.OPERATOR: {Action.READ, Action.CHANGE},
-        Role.COORDINATOR: {Action.READ},
+        Role.ADMINISTRATOR: {Action.READ, Action.CHANGE, Action.RESPOND, Action.MANAGE_ACCOUNTS},
+        Role.OPERATOR: {Action.READ, Action.CHANGE, Action.RESPOND},
+        Role.COORDINATOR: {Action.READ, Action.RESPOND},
         Role.VIEWER: {Action.READ},
     }
 

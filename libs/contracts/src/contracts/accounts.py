@@ -3,7 +3,8 @@ makes about a request from a named account.
 
 - an administrator does everything, issuing and revoking accounts too;
 - an operator (the desk) prepares and runs courses: reads and changes the registry;
-- a province coordinator reads what belongs to their provinces, and nothing else;
+- a province coordinator reads what belongs to their provinces and responds to what goes
+  wrong there (acknowledges, assigns, annotates, resolves), and nothing else;
 - a viewer reads everything and changes nothing.
 """
 
@@ -22,13 +23,14 @@ class Role(StrEnum):
 class Action(StrEnum):
     READ = "read"
     CHANGE = "change"
+    RESPOND = "respond"  # to a point or an incident that went wrong
     MANAGE_ACCOUNTS = "manage_accounts"
 
 
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.ADMINISTRATOR: frozenset(Action),
-    Role.OPERATOR: frozenset({Action.READ, Action.CHANGE}),
-    Role.COORDINATOR: frozenset({Action.READ}),
+    Role.OPERATOR: frozenset({Action.READ, Action.CHANGE, Action.RESPOND}),
+    Role.COORDINATOR: frozenset({Action.READ, Action.RESPOND}),
     Role.VIEWER: frozenset({Action.READ}),
 }
 

@@ -79,6 +79,37 @@ class AccountGrant(Event):
     token_hash: str | None = None
 
 
+class Response(StrEnum):
+    """What a person of the desk does about a point or an incident that went wrong."""
+
+    ACKNOWLEDGE = "acknowledge"  # seen: someone is on it
+    ASSIGN = "assign"  # given to a named account to follow up
+    ANNOTATE = "annotate"  # a note: "called the focal person, power cut, back at 10:30"
+    RESOLVE = "resolve"  # dealt with: the next drop starts afresh
+
+
+# A point by its code, or an incident by its group.
+SUBJECT_PATTERN = (
+    r"^(point:[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}|(province|channel):[A-Za-z0-9_-]{1,32})$"
+)
+
+
+class DeskAction(Event):
+    """One action of the desk on what went wrong in a session (desk.actions, keyed by its id):
+    on a point (`subject` its code) or an incident (`subject` "province:PP" or "channel:C")."""
+
+    event_type: Literal["desk.action"] = "desk.action"
+    schema_version: Literal[1] = 1
+    id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    session_code: Code
+    subject: str = Field(pattern=SUBJECT_PATTERN)
+    response: Response
+    by: str = Field(min_length=1, max_length=64)  # the account that acted
+    at: AwareDatetime
+    assignee: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=500)
+
+
 class SessionSchedule(Event):
     """A live broadcast of a course and its liveness settings (registry.sessions)."""
 

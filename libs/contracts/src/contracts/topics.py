@@ -61,6 +61,9 @@ STATE_CHANGELOG = Topic(
 )
 MONITOR_CLOCK = Topic("attendance.monitor-clock", 1, key="heartbeat partition", compacted=True)
 TOTALS = Topic("reporting.totals", 3, key="session code", compacted=True)
+# Every action is kept (its own key): compaction removes none, and an instance that starts
+# reads them all, so every desk sees the same.
+DESK_ACTIONS = Topic("desk.actions", 1, key="action id", compacted=True)
 
 SOURCE_TOPICS = (
     REGISTRY_POINTS,
@@ -70,6 +73,7 @@ SOURCE_TOPICS = (
     POINT_STATUS,
     MONITOR_CLOCK,
     TOTALS,
+    DESK_ACTIONS,
 )
 ALL_TOPICS = (*SOURCE_TOPICS, STATE_CHANGELOG, *(topic.dead_letters for topic in SOURCE_TOPICS))
 
@@ -91,6 +95,10 @@ def clock_key(partition: int) -> bytes:
 
 def account_key(name: str) -> bytes:
     return name.encode()
+
+
+def action_key(action_id: str) -> bytes:
+    return action_id.encode()
 
 
 def session_key(session_code: str) -> bytes:

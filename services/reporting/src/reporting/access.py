@@ -11,6 +11,10 @@ the national totals already hold, with no breakdown by channel or level and no n
 
 import hmac
 
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
 from contracts.accounts import Caller, Role
 from contracts.events import AccountGrant, Counts, Totals
 from contracts.tokens import hash_token
@@ -38,6 +42,10 @@ class Accounts:
         if grant is not None and grant.token_hash is not None:
             self._callers[grant.token_hash] = Caller(name, grant.role, frozenset(grant.provinces))
             self._hash_of[name] = grant.token_hash
+
+    def holds(self, name: str) -> bool:
+        """Whether `name` is a live account (one a trouble can be assigned to)."""
+        return name in self._hash_of
 
     def identify(self, presented: str, viewer_token: str | None) -> Caller:
         if not presented:
@@ -71,3 +79,18 @@ def scoped(totals: Totals, provinces: frozenset[str] | None) -> Totals:
         **overall,
         by_province=by_province,
     )
+
+
+class LoginGuard:
+    """Failed logins from one address, a few a minute at most: past them the address waits,
+    whatever it tries, so a token cannot be guessed by trying many."""
+
+    def __init__(self, limit: str = "5/minute") -> None:
+        self._limit = parse(limit)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def blocked(self, address: str) -> bool:
+        return not self._limiter.test(self._limit, address)
+
+    def failed(self, address: str) -> None:
+        self._limiter.hit(self._limit, address)

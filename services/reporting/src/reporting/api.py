@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -19,7 +20,10 @@ from sse_starlette.sse import EventSourceResponse
 from contracts.accounts import Caller
 from contracts.events import Counts, PointState, SessionSchedule, Totals
 from contracts.text import search_text, search_words
-from reporting.access import Accounts, Refused, scoped
+from contracts.wire import PointRecord, PointStatusRecord
+from reporting.access import scoped
+from reporting.actions import DeskLog, Handling, handling_of, incident_subject, point_subject
+from reporting.desk import Identify
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, SessionView, totals_of
 from reporting.reports import (
@@ -33,6 +37,8 @@ from reporting.reports import (
 )
 from reporting.timeline import TimelineSample, samples_of
 
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
 SILENT = (PointState.DISCONNECTED, PointState.LATE)
 # SSE messages are coalesced to at most two a second. Totals change all the time during a
 # session, so a change waits for the next free slot: with one a second that wait alone is up
@@ -70,6 +76,8 @@ class PointView(BaseModel):
     last_heartbeat_at: AwareDatetime | None
     reconnects: int
     flags: tuple[str, ...]
+    # What the desk did about its trouble at hand (since its last heartbeat).
+    handling: Handling
 
 
 class PointPage(BaseModel):
@@ -82,8 +90,10 @@ class PointPage(BaseModel):
 class IncidentView(BaseModel):
     kind: str
     group: str
+    subject: str
     opened_at: AwareDatetime
     points: int
+    handling: Handling
 
 
 class SessionReport(BaseModel):
@@ -98,23 +108,12 @@ def reporting_router(
     live: LiveTotals,
     detector: IncidentDetector,
     engine: Engine,
-    viewer_token: str | None,
-    accounts: Accounts,
+    desk: DeskLog,
+    identify: Identify,
 ) -> APIRouter:
     # The in-memory reads answer on the event loop (async): a worker thread would cost more
     # than the read itself, and would read the tables while a consumer changes them.
-    async def caller(request: Request) -> Caller:
-        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        # EventSource cannot send headers: the stream also takes the token as a query parameter.
-        presented = presented or request.query_params.get("access_token", "")
-        try:
-            return accounts.identify(presented, viewer_token)
-        except Refused as refused:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, str(refused), headers={"WWW-Authenticate": "Bearer"}
-            ) from None
-
-    Asking = Annotated[Caller, Depends(caller)]
+    Asking = Annotated[Caller, Depends(identify)]
 
     def national_only(asking: Caller, what: str) -> None:
         if asking.scope is not None:
@@ -125,14 +124,14 @@ def reporting_router(
     router = APIRouter(
         prefix="/v1",
         tags=["reporting"],
-        dependencies=[Depends(caller)],
+        dependencies=[Depends(identify)],
         responses={
             401: {"description": "no token where one is required, or not a live account's"},
             403: {"description": "national figures, which a coordinator does not see"},
             404: {"description": "unknown session or course"},
         },
     )
-    templates = Jinja2Templates(directory=str(_here() / "templates"))
+    templates = Jinja2Templates(directory=HERE / "templates")
 
     # The JSON of each session's latest totals, by version: every stream of a session sends it.
     rendered: dict[str, tuple[int, str]] = {}
@@ -198,7 +197,7 @@ def reporting_router(
         view_of(session_code)
         words = search_words(q)
         items = [
-            _point_view(point, status)
+            _point_view(point, status, desk, session_code)
             for point, status in live.enrolled(session_code)
             if asking.sees(point.province_code)
             and (province is None or point.province_code == province.zfill(2))
@@ -222,7 +221,16 @@ def reporting_router(
     async def get_incidents(session_code: str, asking: Asking) -> list[IncidentView]:
         view_of(session_code)
         return [
-            IncidentView(kind=i.kind, group=i.group, opened_at=i.opened_at, points=len(i.points))
+            IncidentView(
+                kind=i.kind,
+                group=i.group,
+                subject=incident_subject(i.kind, i.group),
+                opened_at=i.opened_at,
+                points=len(i.points),
+                handling=handling_of(
+                    desk.of(session_code, incident_subject(i.kind, i.group), i.opened_at)
+                ),
+            )
             for key, i in sorted(detector.open.items())
             if key[0] == session_code
             # A channel's incident spans provinces: a coordinator sees only their provinces'.
@@ -272,7 +280,7 @@ def reporting_router(
         session, _ = view_of(session_code)
         now = datetime.now(UTC)
         lines = [
-            point_line(p, s, session, now)
+            point_line(p, s, session, now, desk.of(session_code, point_subject(p.code)))
             for p, s in live.enrolled(session_code)
             if asking.sees(p.province_code)
         ]
@@ -316,7 +324,7 @@ def reporting_router(
             (
                 s,
                 [
-                    point_line(p, st, s, now)
+                    point_line(p, st, s, now, desk.of(s.code, point_subject(p.code)))
                     for p, st in live.enrolled(s.code)
                     if asking.sees(p.province_code)
                 ],
@@ -344,7 +352,10 @@ def _formats(*media_types: str) -> dict[str, Any]:
     return {"content": {media_type: {} for media_type in media_types}}
 
 
-def _point_view(point: Any, status: Any) -> PointView:
+def _point_view(
+    point: PointRecord, status: PointStatusRecord | None, desk: DeskLog, session_code: str
+) -> PointView:
+    trouble_since = status.last_heartbeat_at or status.since if status else None
     return PointView(
         code=point.code,
         name=point.name,
@@ -360,6 +371,7 @@ def _point_view(point: Any, status: Any) -> PointView:
         last_heartbeat_at=status.last_heartbeat_at if status else None,
         reconnects=status.reconnects if status else 0,
         flags=status.flags if status else (),
+        handling=handling_of(desk.of(session_code, point_subject(point.code), trouble_since)),
     )
 
 
@@ -367,12 +379,6 @@ def _silent_longest_first(item: PointView) -> tuple[int, float, str]:
     rank = 0 if item.state is PointState.DISCONNECTED else 1 if item.state is PointState.LATE else 2
     since = item.since.timestamp() if item.since else float("inf")
     return rank, since if rank < 2 else 0.0, item.code
-
-
-def _here() -> Any:
-    from pathlib import Path
-
-    return Path(__file__).parent
 
 
 def _csv_download(lines: list[PointLine], filename: str) -> Response:

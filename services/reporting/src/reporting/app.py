@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -18,21 +17,25 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
 from contracts.codec import ContractError, decode, encode
-from contracts.events import AccountGrant, MonitorClock, SessionSchedule, Totals
+from contracts.events import AccountGrant, DeskAction, MonitorClock, SessionSchedule, Totals
 from contracts.topics import (
+    DESK_ACTIONS,
     MONITOR_CLOCK,
     POINT_STATUS,
     REGISTRY_ACCOUNTS,
     REGISTRY_POINTS,
     REGISTRY_SESSIONS,
     TOTALS,
+    action_key,
     session_key,
 )
 from contracts.wire import read_point, read_status
-from reporting.access import Accounts
-from reporting.api import reporting_router
+from reporting.access import Accounts, LoginGuard
+from reporting.actions import DeskLog
+from reporting.api import STATIC, reporting_router
 from reporting.catchup import Tables
 from reporting.config import Settings
+from reporting.desk import desk_router, identifying, kept
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, totals_of
 from reporting.metrics import TotalsCollector
@@ -63,19 +66,21 @@ dead_letters = DeadLetters(
         REGISTRY_ACCOUNTS.name,
         POINT_STATUS.name,
         MONITOR_CLOCK.name,
+        DESK_ACTIONS.name,
     ],
 )
 accounts = Accounts()
+desk = DeskLog()
 live = LiveTotals(unknown_after=settings.unknown_after_seconds)
 detector = IncidentDetector()
 engine = make_engine(settings.database_url)
 metrics.register(TotalsCollector(live, detector))
 to_totals = broker.publisher(TOTALS.name, schema=Totals, title="to_reporting_totals")
+to_actions = broker.publisher(DESK_ACTIONS.name, schema=DeskAction, title="to_desk_actions")
 to_webhooks = httpx.AsyncClient(timeout=10, trust_env=False)
 webhooks = Webhooks(
     settings.webhook_urls, settings.webhook_secret or "", to_webhooks, WebhookMetrics(metrics)
 )
-STATIC = Path(__file__).parent / "static"
 
 
 # Batches of at most 500 records: a rebuild keeps a record per point, and a smaller batch
@@ -93,6 +98,7 @@ registry_in = subscribe_table(REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, titl
 statuses_in = subscribe_table(POINT_STATUS.name, title="on_point_status")
 clock_in = subscribe_table(MONITOR_CLOCK.name, title="on_monitor_clock")
 accounts_in = subscribe_table(REGISTRY_ACCOUNTS.name, title="on_accounts")
+actions_in = subscribe_table(DESK_ACTIONS.name, title="on_desk_actions")
 tables = Tables(registry_in, statuses_in)
 
 
@@ -146,6 +152,20 @@ async def on_accounts(message: KafkaMessage) -> None:
             await dead_letters.park(record, error)
             continue
         accounts.put((record.key or b"").decode(errors="replace"), grant)
+
+
+@actions_in
+async def on_desk_actions(message: KafkaMessage) -> None:
+    for record in records_of(message):
+        try:
+            kept(live, desk, decode(DeskAction, record.value))
+        except ContractError as error:
+            await dead_letters.park(record, error)
+
+
+async def record_action(action: DeskAction) -> None:
+    async with asyncio.timeout(ACKNOWLEDGED_WITHIN_SECONDS):
+        await to_actions.publish(encode(action), key=action_key(action.id))
 
 
 def _apply_registry(record: Record, now: datetime, defer: bool) -> None:
@@ -264,7 +284,9 @@ async def background(_: FastAPI) -> AsyncIterator[None]:
 
 
 app = service_app(title="reporting", broker=broker, metrics=metrics, lifespan=background)
-app.include_router(reporting_router(live, detector, engine, settings.viewer_token, accounts))
+identify = identifying(accounts, settings.viewer_token)
+app.include_router(desk_router(live, accounts, desk, record_action, identify, LoginGuard()))
+app.include_router(reporting_router(live, detector, engine, desk, identify))
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 

@@ -9,10 +9,11 @@ dashboard shows them) in every format. Pure.
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from contracts.events import PointState, SessionSchedule
+from contracts.events import DeskAction, PointState, Response, SessionSchedule
 from contracts.wire import PointRecord, PointStatusRecord
 from reporting.provinces import province_name
 from servicekit.spreadsheets import spreadsheet_safe
@@ -41,6 +42,8 @@ class PointLine:
     max_learners: int | None
     avg_learners: float
     expected_learners: int
+    # What the desk did about the point, in the order done (`described`).
+    actions: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,11 @@ class ProvinceLine:
 
 
 def point_line(
-    point: PointRecord, status: PointStatusRecord | None, session: SessionSchedule, now: datetime
+    point: PointRecord,
+    status: PointStatusRecord | None,
+    session: SessionSchedule,
+    now: datetime,
+    actions: Sequence[DeskAction] = (),
 ) -> PointLine:
     end = min(now, session.ends_at)
     present, learner_seconds = 0.0, 0.0
@@ -83,7 +90,24 @@ def point_line(
         max_learners=status.max_learners if status else None,
         avg_learners=round(learner_seconds / present, 1) if present else 0.0,
         expected_learners=point.expected_learners,
+        actions=described(actions),
     )
+
+
+def described(actions: Sequence[DeskAction]) -> str:
+    """The actions as the report says them, in Viet Nam's time: "10:13 acknowledged by an;
+    10:14 assigned to binh by an; 10:15 note by an: power cut; 10:31 resolved by an"."""
+    said = []
+    for action in actions:
+        at = action.at.astimezone(VIETNAM).strftime("%H:%M")
+        if action.response is Response.ASSIGN:
+            said.append(f"{at} assigned to {action.assignee} by {action.by}")
+        elif action.response is Response.ANNOTATE:
+            said.append(f"{at} note by {action.by}: {action.note}")
+        else:
+            past = {Response.ACKNOWLEDGE: "acknowledged", Response.RESOLVE: "resolved"}
+            said.append(f"{at} {past[action.response]} by {action.by}")
+    return "; ".join(said)
 
 
 def in_vietnam(moment: datetime | None) -> datetime | None:
@@ -173,4 +197,5 @@ def _merge(lines: list[PointLine], total_minutes: float) -> PointLine:
         max_learners=max(highs) if highs else None,
         avg_learners=round(learner_minutes / minutes, 1) if minutes else 0.0,
         expected_learners=last.expected_learners,
+        actions=" | ".join(line.actions for line in lines if line.actions),
     )
