@@ -93,10 +93,18 @@ def desk_router(
     identify: Identify,
     guard: LoginGuard,
 ) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["desk"])
+    router = APIRouter(
+        prefix="/v1",
+        tags=["desk"],
+        responses={401: {"description": "no token where one is required, or not a live account's"}},
+    )
     Asking = Annotated[Caller, Depends(identify)]
 
-    @router.post("/login", summary="Log in with an account's token: a cookie for the browser")
+    @router.post(
+        "/login",
+        summary="Log in with an account's token: a cookie for the browser",
+        responses={429: {"description": "too many failed logins from this address"}},
+    )
     async def login(body: Login, request: Request, response: Response) -> Me:
         address = request.client.host if request.client else "unknown"
         if guard.blocked(address):
@@ -143,7 +151,11 @@ def desk_router(
         "/sessions/{session_code}/actions",
         summary="Acknowledge, assign, annotate or resolve a point or an incident",
         status_code=202,
-        responses={403: {"description": "a viewer"}, 503: {"description": "Kafka away"}},
+        responses={
+            403: {"description": "a viewer"},
+            404: {"description": "unknown session, or nothing of the caller's to act on"},
+            503: {"description": "Kafka away: the action was not recorded"},
+        },
     )
     async def act(session_code: str, body: ActionRequest, asking: Asking) -> DeskAction:
         session_known(session_code)
@@ -155,7 +167,7 @@ def desk_router(
         if not sees(body.subject, asking) or (body.subject.startswith("point:") and not enrolled):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "nothing of the caller's to act on")
         if body.assignee is not None and not accounts.holds(body.assignee):
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "no such account")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no such account")
         action = DeskAction(
             id=uuid.uuid4().hex,
             session_code=session_code,
@@ -175,7 +187,11 @@ def desk_router(
         kept(live, desk, action)
         return action
 
-    @router.get("/sessions/{session_code}/actions", summary="What the desk did in the session")
+    @router.get(
+        "/sessions/{session_code}/actions",
+        summary="What the desk did in the session",
+        responses={404: {"description": "unknown session"}},
+    )
     async def list_actions(session_code: str, asking: Asking) -> list[DeskAction]:
         session_known(session_code)
         return [a for a in desk.session(session_code) if sees(a.subject, asking)]
