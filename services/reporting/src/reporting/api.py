@@ -26,6 +26,7 @@ from reporting.actions import DeskLog, Handling, handling_of, incident_subject, 
 from reporting.desk import Identify
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, SessionView, totals_of
+from reporting.lookup import session_view
 from reporting.reports import (
     PointLine,
     as_csv,
@@ -143,20 +144,13 @@ def reporting_router(
             cached = rendered[session_code] = (view.version, data)
         return cached[1]
 
-    def view_of(session_code: str) -> tuple[SessionSchedule, SessionView]:
-        session = live.registry.sessions.get(session_code)
-        view = live.view(session_code)
-        if session is None or view is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown session")
-        return session, view
-
     @router.get("/sessions", summary="Sessions known to reporting, newest first")
     async def list_sessions() -> list[SessionSchedule]:
         return sorted(live.registry.sessions.values(), key=lambda s: s.starts_at, reverse=True)
 
     @router.get("/sessions/{session_code}/totals", summary="Live totals of one session")
     async def get_totals(session_code: str, asking: Asking) -> Totals:
-        _, view = view_of(session_code)
+        _, view = session_view(live, session_code)
         return scoped(totals_of(session_code, view, datetime.now(UTC), live.judged), asking.scope)
 
     @router.get(
@@ -165,7 +159,7 @@ def reporting_router(
     async def get_breakdown(
         session_code: str, kind: Breakdown, asking: Asking
     ) -> dict[str, Counts]:
-        _, view = view_of(session_code)
+        _, view = session_view(live, session_code)
         if kind is not Breakdown.province:
             national_only(asking, f"the breakdown by {kind.value}")
         groups = {"province": view.provinces, "channel": view.channels, "level": view.levels}[kind]
@@ -194,7 +188,7 @@ def reporting_router(
         offset: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> PointPage:
-        view_of(session_code)
+        session_view(live, session_code)
         words = search_words(q)
         items = [
             _point_view(point, status, desk, session_code)
@@ -213,13 +207,13 @@ def reporting_router(
 
     @router.get("/sessions/{session_code}/timeline", summary="Samples every 10 s of the session")
     async def get_timeline(session_code: str, asking: Asking) -> list[TimelineSample]:
-        view_of(session_code)
+        session_view(live, session_code)
         national_only(asking, "the timeline")
         return await run_in_threadpool(samples_of, engine, session_code)
 
     @router.get("/sessions/{session_code}/incidents", summary="Open incidents of the session")
     async def get_incidents(session_code: str, asking: Asking) -> list[IncidentView]:
-        view_of(session_code)
+        session_view(live, session_code)
         return [
             IncidentView(
                 kind=i.kind,
@@ -243,7 +237,7 @@ def reporting_router(
         response_class=EventSourceResponse,
     )
     async def stream(session_code: str, request: Request, asking: Asking) -> EventSourceResponse:
-        view_of(session_code)
+        session_view(live, session_code)
 
         def data(view: SessionView) -> str:
             if asking.scope is None:
@@ -277,7 +271,7 @@ def reporting_router(
         asking: Asking,
         format: ReportFormat = ReportFormat.json,
     ) -> Response:
-        session, _ = view_of(session_code)
+        session, _ = session_view(live, session_code)
         now = datetime.now(UTC)
         lines = [
             point_line(p, s, session, now, desk.of(session_code, point_subject(p.code)))

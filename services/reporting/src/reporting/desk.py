@@ -20,6 +20,7 @@ from contracts.events import Response as Doing
 from reporting.access import Accounts, LoginGuard, Refused
 from reporting.actions import DeskLog
 from reporting.live import LiveTotals
+from reporting.lookup import session_view
 from servicekit.kafka import KAFKA_ERRORS
 
 TOKEN_COOKIE = "desk_token"
@@ -143,10 +144,6 @@ def desk_router(
             return point is not None and asking.sees(point.province_code)
         return asking.sees(code) if kind == "province" else asking.scope is None
 
-    def session_known(session_code: str) -> None:
-        if session_code not in live.registry.sessions:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown session")
-
     @router.post(
         "/sessions/{session_code}/actions",
         summary="Acknowledge, assign, annotate or resolve a point or an incident",
@@ -158,13 +155,12 @@ def desk_router(
         },
     )
     async def act(session_code: str, body: ActionRequest, asking: Asking) -> DeskAction:
-        session_known(session_code)
+        session_view(live, session_code)
         if not asking.may(Action.RESPOND):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {asking.role.value} only reads")
-        enrolled = body.subject.removeprefix("point:") in {
-            p.code for p, _ in live.enrolled(session_code)
-        }
-        if not sees(body.subject, asking) or (body.subject.startswith("point:") and not enrolled):
+        kind, _, code = body.subject.partition(":")
+        counted = kind != "point" or live.counts(session_code, code)
+        if not (counted and sees(body.subject, asking)):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "nothing of the caller's to act on")
         if body.assignee is not None and not accounts.holds(body.assignee):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no such account")
@@ -193,7 +189,7 @@ def desk_router(
         responses={404: {"description": "unknown session"}},
     )
     async def list_actions(session_code: str, asking: Asking) -> list[DeskAction]:
-        session_known(session_code)
+        session_view(live, session_code)
         return [a for a in desk.session(session_code) if sees(a.subject, asking)]
 
     return router

@@ -36,11 +36,16 @@ class Contribution(NamedTuple):
     learners_expected: int
 
 
+def counts_in(session: SessionSchedule, point: PointRecord | None) -> bool:
+    """Whether `point` counts in the session: known, active, and enrolled in its course."""
+    return point is not None and point.active and session.course_code in point.courses
+
+
 def contribution(
     session: SessionSchedule, point: PointRecord | None, status: PointStatusRecord | None
 ) -> Contribution | None:
     """None when the point does not count in the session (unknown, inactive or not enrolled)."""
-    if point is None or not point.active or session.course_code not in point.courses:
+    if point is None or not counts_in(session, point):
         return None
     state = PointState.NEVER_CONNECTED if status is None else status.state
     present = status.learners if status is not None and state in PRESENT else 0
@@ -174,10 +179,9 @@ def grouped(
 ) -> Groups:
     """What the points add to the session, summed by kind: `contribution` for a whole table,
     in one pass with no object per point."""
-    course, groups = session.course_code, Groups()
-    never = PointState.NEVER_CONNECTED
+    groups, never = Groups(), PointState.NEVER_CONNECTED
     for point in points:
-        if not point.active or course not in point.courses:
+        if not counts_in(session, point):
             continue
         status = statuses.get(point.code)
         state = never if status is None else status.state
@@ -314,8 +318,13 @@ class LiveTotals:
         statuses = self._statuses.get(session_code, {})
         # A copy: reports iterate in a worker thread while consumers add points.
         for point in list(self.registry.points.values()):
-            if point.active and session.course_code in point.courses:
+            if counts_in(session, point):
                 yield point, statuses.get(point.code)
+
+    def counts(self, session_code: str, point_code: str) -> bool:
+        """Whether the point counts in the session (one of `enrolled`'s)."""
+        session = self.registry.sessions.get(session_code)
+        return session is not None and counts_in(session, self.registry.points.get(point_code))
 
     # --- bookkeeping ---------------------------------------------------------------------------
 
