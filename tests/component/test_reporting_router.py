@@ -323,15 +323,18 @@ def test_a_login_leaves_a_cookie_that_stands_for_the_token(desk: TestClient) -> 
         "role": "coordinator",
         "provinces": ["38"],
         "may_respond": True,
+        "account": True,
     }
     cookie = answer.headers["set-cookie"]
     assert f"{TOKEN_COOKIE}=" in cookie
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert desk.get("/v1/me").json()["name"] == "coordinator"
+
     points = desk.get("/v1/sessions/S1/points").json()["items"]
     assert sorted(p["code"] for p in points) == ["X38001", "X38002"]
     assert desk.post("/v1/logout").status_code == 204
-    assert desk.get("/v1/me").json()["name"] == "operations network"  # no viewer token set
+    me = desk.get("/v1/me").json()
+    assert (me["name"], me["account"]) == ("operations network", False)  # no viewer token set
 
 
 def test_a_token_cannot_be_guessed_by_trying_many(desk: TestClient) -> None:

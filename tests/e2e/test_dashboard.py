@@ -53,8 +53,9 @@ FIGURES = {
 T = TypeVar("T")
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
+@contextlib.contextmanager
+def chromium(profile: Path) -> Iterator[WebDriver]:
+    """A headless Chromium of its own profile (its own cookies), its viewport a wall screen's."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.fail("needs Debian's chromium and chromium-driver (bin/test installs them)")
     options = webdriver.ChromeOptions()
@@ -68,7 +69,7 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        f"--user-data-dir={profile}",
         f"--window-size={WALL[0]},{WALL[1]}",
     ):
         options.add_argument(flag)
@@ -80,6 +81,12 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    with chromium(tmp_path / "chromium-profile") as driver:
+        yield driver
 
 
 def set_viewport(driver: WebDriver, size: tuple[int, int]) -> None:

@@ -17,7 +17,13 @@ from pydantic import BaseModel, Field, model_validator
 from contracts.accounts import Action, Caller, Role
 from contracts.events import SUBJECT_PATTERN, DeskAction
 from contracts.events import Response as Doing
-from reporting.access import Accounts, LoginGuard, Refused
+from reporting.access import (
+    OPERATIONS_NETWORK,
+    VIEWER_TOKEN_HOLDER,
+    Accounts,
+    LoginGuard,
+    Refused,
+)
 from reporting.actions import DeskLog
 from reporting.live import LiveTotals
 from reporting.lookup import session_view
@@ -54,10 +60,13 @@ class Me(BaseModel):
     role: Role
     provinces: list[str]
     may_respond: bool
+    # A named account (logged in), not the viewer token or the open operations network.
+    account: bool
 
     @classmethod
     def of(cls, caller: Caller) -> Self:
         return cls(
+            account=caller not in (OPERATIONS_NETWORK, VIEWER_TOKEN_HOLDER),
             name=caller.name,
             role=caller.role,
             provinces=sorted(caller.provinces),

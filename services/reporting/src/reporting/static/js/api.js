@@ -1,13 +1,12 @@
 // The reporting API, relative to the page (so the dashboard also works behind a path prefix).
-// A `?token=` on the page URL is the viewer token: a bearer header on fetches, and
-// `access_token=` where a header cannot be sent (EventSource, links).
-
-const token = new URLSearchParams(location.search).get("token");
+// Who asks is the login's cookie (HttpOnly: no script reads the token), which fetches,
+// EventSource and links of this origin all send by themselves.
 
 export class ApiError extends Error {
-  constructor(status) {
+  constructor(status, detail = "") {
     super(`HTTP ${status}`);
     this.status = status;
+    this.detail = detail;
   }
 }
 
@@ -25,29 +24,42 @@ function sessionPath(code, rest) {
   return `v1/sessions/${encodeURIComponent(code)}/${rest}`;
 }
 
-async function getJson(path, query) {
-  const headers = token ? { Authorization: `Bearer ${token}` } : {};
-  const response = await fetch(url(path, query), { headers, cache: "no-store" });
-  if (!response.ok) throw new ApiError(response.status);
-  return response.json();
+async function answered(response) {
+  if (response.ok) return response.status === 204 ? null : response.json();
+  let detail = "";
+  try {
+    const body = await response.json();
+    detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+  } catch {
+    // no JSON body: the status says it
+  }
+  throw new ApiError(response.status, detail);
 }
 
+async function getJson(path, query) {
+  return answered(await fetch(url(path, query), { cache: "no-store" }));
+}
+
+async function postJson(path, body) {
+  const init = { method: "POST", cache: "no-store" };
+  if (body !== undefined) {
+    init.headers = { "Content-Type": "application/json" };
+    init.body = JSON.stringify(body);
+  }
+  return answered(await fetch(url(path), init));
+}
+
+export const fetchMe = () => getJson("v1/me");
+export const login = (token) => postJson("v1/login", { token });
+export const logout = () => postJson("v1/logout");
 export const fetchSessions = () => getJson("v1/sessions");
 export const fetchTotals = (code) => getJson(sessionPath(code, "totals"));
 export const fetchTimeline = (code) => getJson(sessionPath(code, "timeline"));
 export const fetchIncidents = (code) => getJson(sessionPath(code, "incidents"));
 export const fetchPoints = (code, query) => getJson(sessionPath(code, "points"), query);
 export const fetchProvinceNames = () => getJson("static/provinces.json");
+/** Acknowledge, assign, annotate or resolve `subject` ("point:CODE", "province:PP", "channel:C"). */
+export const act = (code, action) => postJson(sessionPath(code, "actions"), action);
 
-function withToken(target) {
-  if (token) target.searchParams.set("access_token", token);
-  return target.href;
-}
-
-export function streamUrl(code) {
-  return withToken(url(sessionPath(code, "stream")));
-}
-
-export function reportUrl(code, format) {
-  return withToken(url(sessionPath(code, "report"), { format }));
-}
+export const streamUrl = (code) => url(sessionPath(code, "stream")).href;
+export const reportUrl = (code, format) => url(sessionPath(code, "report"), { format }).href;

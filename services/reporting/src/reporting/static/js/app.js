@@ -7,6 +7,7 @@
 //     print(json.dumps(dict(sorted(names.items())), ensure_ascii=False, indent=1))" \
 //     > services/reporting/src/reporting/static/provinces.json
 
+import { askLogin, mayRespond, role, showAccount, startAccount } from "./account.js";
 import * as api from "./api.js";
 import { renderChannels } from "./channels.js";
 import { byId, el } from "./dom.js";
@@ -16,10 +17,12 @@ import { dayAndTime, hourMinute, hourMinuteSecond } from "./format.js";
 import { renderIncidents } from "./incidents.js";
 import { clearProblems, renderProblems, tickProblems } from "./problems.js";
 import { buildProvinceGrid, markPickedProvince, renderProvinces, shortName } from "./provinces.js";
+import { startResponding } from "./respond.js";
 import { appendTotals, initTimeline, relabelTimeline, setTimeline } from "./timeline.js";
 
 const LIST_LIMIT = 100; // points shown in the list of late and disconnected ones
 const REFRESH_EVERY_MS = 2000; // the list and incidents follow totals, at most this often
+const HANDLING_EVERY_MS = 10000; // and, for what other desks did meanwhile, at least this often
 const TIMELINE_STEP_MS = 10000; // the timeline also moves on while totals stay the same
 const STREAM_RETRY_MS = 5000; // when the browser gave up on the stream (it retries by itself otherwise)
 
@@ -100,19 +103,28 @@ function showSessionInfo() {
   byId("session-info").textContent = [session.topic, hours].filter(Boolean).join(" · ");
 }
 
+let sessionsTimer = null; // the next try while there are no sessions (or no access) yet
+
+function loadSessionsLater() {
+  clearTimeout(sessionsTimer);
+  sessionsTimer = setTimeout(loadSessions, 10000);
+}
+
 async function loadSessions() {
+  clearTimeout(sessionsTimer);
   try {
     state.sessions = await api.fetchSessions();
   } catch (error) {
     showMessage(explain(error));
-    setTimeout(loadSessions, 10000);
+    if (error instanceof api.ApiError && error.status === 401) askLogin();
+    loadSessionsLater();
     return;
   }
   fillSessionPicker();
   const code = chooseSession(state.sessions);
   if (!code) {
     showMessage(t("noSessions"));
-    setTimeout(loadSessions, 10000);
+    loadSessionsLater();
     return;
   }
   showMessage("");
@@ -173,9 +185,10 @@ async function openSession(code) {
   setReportLinks(code);
   setLive("connecting");
 
+  // A coordinator's view is their provinces: the national timeline is not theirs to see.
   const [totals, timeline] = await Promise.allSettled([
     api.fetchTotals(code),
-    api.fetchTimeline(code),
+    role() === "coordinator" ? Promise.resolve([]) : api.fetchTimeline(code),
   ]);
   if (generation !== state.generation) return;
   setTimeline(timeline.status === "fulfilled" ? timeline.value : []);
@@ -284,7 +297,10 @@ async function refreshProblems(generation) {
 
 function showProblems() {
   const { items, total } = state.problems;
-  renderProblems(items, total, state.provinceNames, serverNow(), Boolean(state.search));
+  renderProblems(items, total, state.provinceNames, serverNow(), {
+    searching: Boolean(state.search),
+    mayRespond: mayRespond(),
+  });
 }
 
 let searchTimer = null;
@@ -304,7 +320,7 @@ async function refreshIncidents(generation) {
     const incidents = await api.fetchIncidents(state.code);
     if (generation !== state.generation) return;
     state.incidents = incidents;
-    renderIncidents(incidents, state.provinceNames);
+    renderIncidents(incidents, state.provinceNames, mayRespond());
   } catch {
     // keep the banners we have
   }
@@ -335,6 +351,7 @@ function applyLanguage() {
   toggle.title = t("switchLanguageTitle");
   toggle.setAttribute("lang", language() === "vi" ? "en" : "vi");
   setLive(state.live);
+  showAccount();
   fillSessionPicker();
   showSessionInfo();
   showProvinceFilter();
@@ -347,7 +364,7 @@ function applyLanguage() {
     renderChannels({});
   }
   showProblems();
-  renderIncidents(state.incidents, state.provinceNames);
+  renderIncidents(state.incidents, state.provinceNames, mayRespond());
   relabelTimeline();
 }
 
@@ -388,7 +405,14 @@ async function main() {
     }
   }, TIMELINE_STEP_MS);
   setInterval(refreshSessionList, 60000);
-  setInterval(() => state.code && refreshIncidents(state.generation), 10000);
+  setInterval(() => state.code && refreshLists(state.generation), HANDLING_EVERY_MS);
+  startResponding([byId("problem-list"), byId("incidents")], {
+    session: () => state.code,
+    done: () => refreshLists(state.generation),
+    failed: showMessage,
+  });
+  // After a login or a logout the same views, as the new account sees them.
+  await startAccount(loadSessions);
   await loadSessions();
 }
 

@@ -3,6 +3,7 @@
 import { channelLabel } from "./channels.js";
 import { byId, el } from "./dom.js";
 import { clock, number } from "./format.js";
+import { handlingRow } from "./handling.js";
 import { t } from "./i18n.js";
 
 const MAX_BANNERS = 3;
@@ -16,8 +17,10 @@ function incidentText(incident, provinceNames) {
 }
 
 /** One row of banners at most: the first few incidents, then a count of the others. */
-export function renderIncidents(incidents, provinceNames) {
-  const shown = incidents.slice(0, MAX_BANNERS).map((incident) => banner(incident, provinceNames));
+export function renderIncidents(incidents, provinceNames, mayRespond = false) {
+  const shown = incidents
+    .slice(0, MAX_BANNERS)
+    .map((incident) => banner(incident, provinceNames, mayRespond));
   const hidden = incidents.length - shown.length;
   if (hidden > 0) {
     shown.push(el("div", { className: "incident incident--more", text: t("moreIncidents", { count: hidden }) }));
@@ -25,7 +28,7 @@ export function renderIncidents(incidents, provinceNames) {
   byId("incidents").replaceChildren(...shown);
 }
 
-function banner(incident, provinceNames) {
+function banner(incident, provinceNames, mayRespond) {
   const text = incidentText(incident, provinceNames);
   return el(
     "div",
@@ -33,11 +36,12 @@ function banner(incident, provinceNames) {
       className: "incident",
       title: text,
       attrs: { role: "alert" },
-      dataset: { kind: incident.kind, group: incident.group },
+      dataset: { kind: incident.kind, group: incident.group, subject: incident.subject },
     },
     [
       el("span", { className: "incident__icon", text: "⚠", attrs: { "aria-hidden": "true" } }),
       el("span", { className: "incident__text", text }),
+      handlingRow(incident.handling, mayRespond),
     ],
   );
 }

@@ -5,6 +5,7 @@
 import { channelLabel } from "./channels.js";
 import { byId, el } from "./dom.js";
 import { clock, duration, number } from "./format.js";
+import { handlingRow } from "./handling.js";
 import { t } from "./i18n.js";
 import { shortName } from "./provinces.js";
 
@@ -33,7 +34,7 @@ function metaLine(point, provinceNames) {
   return meta;
 }
 
-function problemItem(point, provinceNames) {
+function problemItem(point, provinceNames, mayRespond) {
   const since = point.since ? Date.parse(point.since) : null;
   const timer = el("span", { className: "problem__duration", dataset: { since: since ?? "" } });
   if (point.last_heartbeat_at) {
@@ -47,17 +48,24 @@ function problemItem(point, provinceNames) {
     el("span", { className: `pill pill--${point.state}`, text: t(STATE_LABELS[point.state] ?? "disconnected") }),
     name,
   ]);
-  return el("li", { className: "problem", dataset: { code: point.code, state: point.state } }, [
+  const dataset = {
+    code: point.code,
+    state: point.state,
+    subject: `point:${point.code}`,
+    province: point.province_code ?? "",
+  };
+  return el("li", { className: "problem", dataset }, [
     head,
     metaLine(point, provinceNames),
     timer,
+    handlingRow(point.handling, mayRespond),
   ]);
 }
 
 /** Show the points; `total` counts every point of the list (late or disconnected, or found by
- * `searching`) that the filter leaves. */
-export function renderProblems(points, total, provinceNames, now, searching = false) {
-  byId("problem-list").replaceChildren(...points.map((p) => problemItem(p, provinceNames)));
+ * `searching`) that the filter leaves; with the buttons to act on them when `mayRespond`. */
+export function renderProblems(points, total, provinceNames, now, { searching = false, mayRespond = false } = {}) {
+  byId("problem-list").replaceChildren(...points.map((p) => problemItem(p, provinceNames, mayRespond)));
   byId("problems-count").textContent = number(total);
   byId("problems-title").textContent = t(searching ? "found" : "problems");
   const empty = byId("problems-empty");
