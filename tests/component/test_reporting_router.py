@@ -16,13 +16,14 @@ from fastapi.testclient import TestClient
 from sqlmodel import SQLModel
 
 from contracts.accounts import Role
-from contracts.events import AccountGrant, Channel, DeskAction, Level, SessionSchedule
+from contracts.events import AccountGrant, Channel, DeskAction, Level, PointState, SessionSchedule
 from contracts.tokens import hash_token
-from contracts.wire import PointRecord
+from contracts.wire import PointRecord, PointStatusRecord
 from reporting.access import Accounts, LoginGuard
 from reporting.actions import DeskLog
 from reporting.api import STATIC, reporting_router
 from reporting.desk import TOKEN_COOKIE, desk_router, identifying
+from reporting.history import PointHistory
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals
 from servicekit.database import make_engine
@@ -51,10 +52,14 @@ class Recorder:
 
 @contextlib.contextmanager
 def serving(
-    tmp_path: Path, accounts: Accounts, recorder: Recorder | None = None
+    tmp_path: Path,
+    accounts: Accounts,
+    recorder: Recorder | None = None,
+    statuses: tuple[PointStatusRecord, ...] = (),
 ) -> Iterator[TestClient]:
-    """Reporting's routes over one session of the three points, its accounts as given."""
-    live = LiveTotals()
+    """Reporting's routes over one session of the three points, its accounts as given, the
+    status records given read."""
+    live, history = LiveTotals(), PointHistory()
     live.put_session(
         SessionSchedule(
             code="S1", course_code="C1", starts_at=NOW, ends_at=NOW + timedelta(hours=4)
@@ -72,13 +77,16 @@ def serving(
             host=host,
         )
         live.put_point(record, NOW)
+    for status in statuses:
+        live.put_status(status, status.since)
+        history.put(status)
     app = FastAPI()
     engine = make_engine(f"sqlite:///{tmp_path / 'reporting.db'}")
     SQLModel.metadata.create_all(engine)  # the timeline's table, as reporting's start-up does
     desk, identify = DeskLog(), identifying(accounts, None)
     recording = recorder or Recorder()
     app.include_router(desk_router(live, accounts, desk, recording, identify, LoginGuard()))
-    app.include_router(reporting_router(live, IncidentDetector(), engine, desk, identify))
+    app.include_router(reporting_router(live, IncidentDetector(), engine, desk, history, identify))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     with TestClient(app) as client:
         yield client
@@ -144,7 +152,7 @@ def routes_of(client: TestClient) -> list[str]:
     posts = {path for path, operations in paths.items() if "post" in operations}
     assert posts == {"/v1/login", "/v1/logout", "/v1/sessions/{session_code}/actions"}
     assert all(set(operations) <= {"get", "post"} for operations in paths.values())
-    named = {"{session_code}": "S1", "{course_code}": "C1"}
+    named = {"{session_code}": "S1", "{course_code}": "C1", "{point_code}": "X38001"}
     found = []
     for path in paths:
         if "get" not in paths[path]:
@@ -199,6 +207,9 @@ def test_every_route_with_every_role_shows_a_coordinator_only_their_provinces(
     report = answer(with_accounts, "/v1/sessions/S1/report?format=csv", coordinator)[1]
     assert "X38001" in report and "X01003" not in report
     assert answer(with_accounts, "/v1/sessions/S1/points", "ac_gone")[0] == 401
+    for role, (token, _) in TOKENS.items():
+        elsewhere = answer(with_accounts, "/v1/sessions/S1/points/X01003", token)[0]
+        assert elsewhere == (404 if role is Role.COORDINATOR else 200), (role, elsewhere)
 
 
 def act(client: TestClient, token: str, **body: Any) -> Any:
@@ -343,3 +354,49 @@ def test_a_token_cannot_be_guessed_by_trying_many(desk: TestClient) -> None:
     # Past five failures in a minute the address waits, even with the right token.
     right = desk.post("/v1/login", json={"token": TOKENS[Role.OPERATOR][0]})
     assert right.status_code == 429
+
+
+def test_a_points_page_tells_its_moments_and_what_the_desk_did(tmp_path: Path) -> None:
+    def status(state: PointState, since_s: int, learners: int) -> PointStatusRecord:
+        at = NOW + timedelta(seconds=since_s)
+        return PointStatusRecord(
+            session_code="S1",
+            point_code="X38001",
+            state=state,
+            learners=learners,
+            since=at,
+            last_heartbeat_at=at if state is PointState.CONNECTED else NOW,
+            reconnects=1 if since_s else 0,
+            first_connected_at=NOW,
+            min_learners=17,
+            max_learners=23,
+        )
+
+    statuses = (
+        status(PointState.CONNECTED, 0, 17),
+        status(PointState.LATE, 30, 17),
+        status(PointState.DISCONNECTED, 60, 17),
+        status(PointState.CONNECTED, 120, 23),
+    )
+    accounts = Accounts()
+    accounts.put(
+        "lan", AccountGrant(name="lan", role=Role.OPERATOR, token_hash=hash_token("ac_lan"))
+    )
+    with serving(tmp_path, accounts, statuses=statuses) as client:
+        noted = act(client, "ac_lan", subject="point:X38001", response="annotate", note="mất điện")
+        assert noted.status_code == 202
+        page = client.get("/v1/sessions/S1/points/X38001")
+        missing = client.get("/v1/sessions/S1/points/NOWHERE")
+    assert missing.status_code == 404
+    assert page.status_code == 200
+    body = page.json()
+    assert (body["state"], body["learners"], body["reconnects"]) == ("connected", 23, 1)
+    assert (body["min_learners"], body["max_learners"]) == (17, 23)
+    assert [(m["state"], m["learners"]) for m in body["moments"]] == [
+        ("connected", 17),
+        ("late", 17),
+        ("disconnected", 0),
+        ("connected", 23),
+    ]
+    assert [datetime.fromisoformat(m["at"]) for m in body["moments"]] == [s.since for s in statuses]
+    assert [(a["by"], a["note"]) for a in body["actions"]] == [("lan", "mất điện")]

@@ -2,7 +2,9 @@
 province coordinator and a desk operator. The coordinator sees only the points of their
 province, acknowledges and annotates a dropped one; the operator's page shows who did it and
 what was noted and to whom it was given without being reloaded, and the session's report
-keeps it all (test-artifacts/desk.png: the operator's screen).
+keeps it all; the point's page tells what it went through and what the desk did, and the
+coordinator's province, picked, lists all its points (test-artifacts/desk.png: the operator's
+screen; point.png: the point's page).
 
 Which points each desk should list is known from the raw input: the points the test silenced,
 and each point's province as registration holds it.
@@ -31,6 +33,7 @@ from tests.e2e.test_dashboard import (
     save_screenshot,
     script_errors,
     text_of,
+    text_of_attribute,
 )
 from tests.e2e.test_thin_path import fresh_plan, registered_points
 
@@ -71,6 +74,7 @@ def listed(driver: WebDriver) -> dict[str, dict[str, Any]]:
         return [...document.querySelectorAll('#problem-list .problem')].map((row) => ({
           code: row.dataset.code,
           state: row.dataset.state,
+          name: row.querySelector('.problem__name').textContent,
           handling: row.querySelector('.handling__text')?.textContent ?? '',
           buttons: [...row.querySelectorAll('button[data-response]')]
             .map((button) => button.dataset.response),
@@ -78,6 +82,22 @@ def listed(driver: WebDriver) -> dict[str, dict[str, Any]]:
         """
     )
     return {row["code"]: row for row in rows}
+
+
+def point_page(driver: WebDriver) -> dict[str, Any]:
+    """The point's page as shown: its name, its states oldest first, the desk's actions."""
+    page: dict[str, Any] = driver.execute_script(
+        """
+        const dialog = document.getElementById('point-dialog');
+        if (!dialog.open) return {name: null, states: [], actions: []};
+        const states = [...dialog.querySelectorAll('.point__moments .moment')]
+          .map((item) => item.dataset.state).reverse();
+        const actions = [...dialog.querySelectorAll('.point__actions li span')]
+          .map((item) => item.textContent);
+        return {name: document.getElementById('point-name').textContent, states, actions};
+        """
+    )
+    return page
 
 
 def click(driver: WebDriver, selector: str) -> None:
@@ -126,6 +146,11 @@ async def test_a_coordinator_and_an_operator_act_on_a_dropped_point_and_see_each
             # The coordinator logs in through the form; the operator follows a link carrying
             # their token, which the page exchanges for the cookie and takes off the address.
             await in_browser(province_desk.get, dashboard)
+            # as a person would: once the page is up (its live badge on), not while it loads
+            await eventually(
+                lambda: in_browser(text_of_attribute, province_desk, "#live-badge", "data-state"),
+                lambda badge: badge == "live",
+            )
             await in_browser(log_in_through_the_dialog, province_desk, coordinator_token)
             await in_browser(national_desk.get, f"{dashboard}#token={operator_token}")
             for desk, name in ((province_desk, coordinator), (national_desk, operator)):
@@ -201,6 +226,51 @@ async def test_a_coordinator_and_an_operator_act_on_a_dropped_point_and_see_each
 
             shot = await in_browser(save_screenshot, national_desk, WALL, "desk.png")
             assert shot.stat().st_size > 0
+            # The timeline's axis spans the minutes drawn (a lone sample too), not years.
+            span = await in_browser(
+                text_of_attribute, national_desk, "#timeline-chart", "data-span"
+            )
+            assert 0 < int(span or 0) <= 4 * 3600, span
+
+            # The point's page, from its name: what it went through (it beat, then fell
+            # silent) and what the desk did; its address opens it again.
+            await in_browser(click, national_desk, f"{row} .problem__name")
+            page = await eventually(
+                lambda: in_browser(point_page, national_desk),
+                lambda page: len(page["actions"]) == 3,
+            )
+            assert page["name"] == seen[ours.code]["name"]
+            assert page["states"][0] == "connected" and page["states"][-1] == "disconnected"
+            assert all(action.startswith(coordinator) for action in page["actions"])
+            assert note in page["actions"][1]
+            assert f"point={ours.code}" in await in_browser(lambda: national_desk.current_url)
+            point_shot = await in_browser(save_screenshot, national_desk, WALL, "point.png")
+            assert point_shot.stat().st_size > 0
+            await in_browser(national_desk.refresh)
+            again = await eventually(
+                lambda: in_browser(point_page, national_desk),
+                lambda page: len(page["actions"]) == 3,
+            )
+            assert again["states"] == page["states"]
+            await in_browser(click, national_desk, "#point-close")
+            # (the dialog's close event comes after the click, as a task of its own)
+            await eventually(
+                lambda: in_browser(lambda: national_desk.current_url),
+                lambda address: "point=" not in address,
+            )
+
+            # The coordinator's province, picked: all its points, the dropped one first.
+            ours_tile = f'#province-grid .tile[data-code="{provinces[ours.code]}"]'
+            await in_browser(click, province_desk, ours_tile)
+            province_points = {p.code for p in points if provinces[p.code] == provinces[ours.code]}
+            in_view = await eventually(
+                lambda: in_browser(listed, province_desk),
+                lambda rows: set(rows) == province_points,
+            )
+            assert next(iter(in_view)) == ours.code
+            assert {row["state"] for code, row in in_view.items() if code != ours.code} <= {
+                "connected"
+            }
             for desk in (province_desk, national_desk):
                 assert await in_browser(script_errors, desk) == []
     finally:

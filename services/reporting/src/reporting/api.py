@@ -18,12 +18,13 @@ from sqlalchemy import Engine
 from sse_starlette.sse import EventSourceResponse
 
 from contracts.accounts import Caller
-from contracts.events import Counts, PointState, SessionSchedule, Totals
+from contracts.events import Counts, DeskAction, PointState, SessionSchedule, Totals
 from contracts.text import search_text, search_words
 from contracts.wire import PointRecord, PointStatusRecord
 from reporting.access import scoped
 from reporting.actions import DeskLog, Handling, handling_of, incident_subject, point_subject
 from reporting.desk import Identify
+from reporting.history import PointHistory
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, SessionView, totals_of
 from reporting.lookup import session_view
@@ -81,6 +82,23 @@ class PointView(BaseModel):
     handling: Handling
 
 
+class MomentView(BaseModel):
+    at: AwareDatetime
+    state: PointState
+    learners: int
+
+
+class PointDetail(PointView):
+    """One point in one session, for its page: how it stands, what it went through (each
+    change of state, and its learners minutes apart), and everything the desk did about it."""
+
+    first_connected_at: AwareDatetime | None
+    min_learners: int | None
+    max_learners: int | None
+    moments: list[MomentView]
+    actions: list[DeskAction]
+
+
 class PointPage(BaseModel):
     total: int
     offset: int
@@ -110,6 +128,7 @@ def reporting_router(
     detector: IncidentDetector,
     engine: Engine,
     desk: DeskLog,
+    history: PointHistory,
     identify: Identify,
 ) -> APIRouter:
     # The in-memory reads answer on the event loop (async): a worker thread would cost more
@@ -203,6 +222,31 @@ def reporting_router(
         items.sort(key=_silent_longest_first)
         return PointPage(
             total=len(items), offset=offset, limit=limit, items=items[offset : offset + limit]
+        )
+
+    @router.get(
+        "/sessions/{session_code}/points/{point_code}",
+        summary="One point: how it stands, its moments in the session, what the desk did",
+        responses={404: {"description": "unknown session, or no point of the caller's in it"}},
+    )
+    async def get_point(session_code: str, point_code: str, asking: Asking) -> PointDetail:
+        session_view(live, session_code)
+        point = live.registry.points.get(point_code)
+        if point is None or not (
+            live.counts(session_code, point_code) and asking.sees(point.province_code)
+        ):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such point in the session")
+        found = live.status(session_code, point_code)
+        return PointDetail(
+            **dict(_point_view(point, found, desk, session_code)),
+            first_connected_at=found.first_connected_at if found else None,
+            min_learners=found.min_learners if found else None,
+            max_learners=found.max_learners if found else None,
+            moments=[
+                MomentView(at=m.when, state=m.state, learners=m.learners)
+                for m in history.of(session_code, point_code)
+            ],
+            actions=desk.of(session_code, point_subject(point_code)),
         )
 
     @router.get("/sessions/{session_code}/timeline", summary="Samples every 10 s of the session")

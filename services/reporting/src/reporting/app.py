@@ -36,6 +36,7 @@ from reporting.api import STATIC, reporting_router
 from reporting.catchup import Tables
 from reporting.config import Settings
 from reporting.desk import desk_router, identifying, kept
+from reporting.history import PointHistory
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, totals_of
 from reporting.metrics import TotalsCollector
@@ -71,6 +72,7 @@ dead_letters = DeadLetters(
 )
 accounts = Accounts()
 desk = DeskLog()
+history = PointHistory()
 live = LiveTotals(unknown_after=settings.unknown_after_seconds)
 detector = IncidentDetector()
 engine = make_engine(settings.database_url)
@@ -125,6 +127,7 @@ async def on_point_status(message: KafkaMessage) -> None:
             await dead_letters.park(record, error)
             continue
         before = live.put_status(status, status.last_heartbeat_at or status.since, defer=defer)
+        history.put(status)
         point = live.registry.points.get(status.point_code)
         on_air = live.on_air(status.session_code, status.since)
         detector.status_changed(before, status, point, on_air=on_air)
@@ -177,6 +180,7 @@ def _apply_registry(record: Record, now: datetime, defer: bool) -> None:
             live.put_point(read_point(record.value), now, defer=defer)
     elif record.value is None:
         live.remove_session(code)
+        history.forget(code)
     else:
         session = decode(SessionSchedule, record.value)
         live.put_session(session, now, defer=defer)
@@ -286,7 +290,7 @@ async def background(_: FastAPI) -> AsyncIterator[None]:
 app = service_app(title="reporting", broker=broker, metrics=metrics, lifespan=background)
 identify = identifying(accounts, settings.viewer_token)
 app.include_router(desk_router(live, accounts, desk, record_action, identify, LoginGuard()))
-app.include_router(reporting_router(live, detector, engine, desk, identify))
+app.include_router(reporting_router(live, detector, engine, desk, history, identify))
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 

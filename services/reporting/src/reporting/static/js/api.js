@@ -57,6 +57,8 @@ export const fetchTotals = (code) => getJson(sessionPath(code, "totals"));
 export const fetchTimeline = (code) => getJson(sessionPath(code, "timeline"));
 export const fetchIncidents = (code) => getJson(sessionPath(code, "incidents"));
 export const fetchPoints = (code, query) => getJson(sessionPath(code, "points"), query);
+export const fetchPoint = (code, point) =>
+  getJson(sessionPath(code, `points/${encodeURIComponent(point)}`));
 export const fetchProvinceNames = () => getJson("static/provinces.json");
 /** Acknowledge, assign, annotate or resolve `subject` ("point:CODE", "province:PP", "channel:C"). */
 export const act = (code, action) => postJson(sessionPath(code, "actions"), action);

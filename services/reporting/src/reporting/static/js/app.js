@@ -17,6 +17,7 @@ import { dayAndTime, hourMinute, hourMinuteSecond } from "./format.js";
 import { renderIncidents } from "./incidents.js";
 import { clearProblems, renderProblems, tickProblems } from "./problems.js";
 import { buildProvinceGrid, markPickedProvince, renderProvinces, shortName } from "./provinces.js";
+import { openPoint, refreshPoint, startPoint } from "./point.js";
 import { startResponding } from "./respond.js";
 import { appendTotals, initTimeline, relabelTimeline, setTimeline } from "./timeline.js";
 
@@ -201,6 +202,8 @@ async function openSession(code) {
   }
   refreshLists(generation);
   openStream(code, generation);
+  const linked = new URLSearchParams(location.search).get("point");
+  if (linked) showPoint(linked);
 }
 
 /** While the monitor cannot judge (Kafka, the ingest or the processor away), the desk is told
@@ -268,37 +271,71 @@ function refreshLists(generation) {
   state.lastRefreshAt = Date.now();
   refreshProblems(generation);
   refreshIncidents(generation);
+  refreshPoint(pointContext());
+}
+
+// ---- one point's page ------------------------------------------------------------------------
+
+const pointContext = () => ({
+  provinceNames: state.provinceNames,
+  mayRespond: mayRespond(),
+  now: serverNow,
+});
+
+function showPoint(code) {
+  const session = state.sessions.find((s) => s.code === state.code);
+  if (!session) return;
+  rememberInUrl("point", code);
+  openPoint(session, code, pointContext());
+}
+
+function followPointLink(event) {
+  const link = event.target.closest("a[data-point]");
+  // A modified click (a new tab, a new window) goes where the link says.
+  if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  event.preventDefault();
+  showPoint(link.dataset.point);
+}
+
+/** Which list the desk looks at: a search's finds, a picked province's points, or those
+ * late or disconnected. */
+function listShown() {
+  if (state.search) return "found";
+  return state.provinceFilter ? "province" : "problems";
+}
+
+async function fetchList(list) {
+  const query = { province: state.provinceFilter, limit: LIST_LIMIT };
+  if (list === "found") return api.fetchPoints(state.code, { ...query, q: state.search });
+  if (list === "province") return api.fetchPoints(state.code, query);
+  const [down, late] = await Promise.all([
+    api.fetchPoints(state.code, { ...query, state: "disconnected" }),
+    api.fetchPoints(state.code, { ...query, state: "late" }),
+  ]);
+  return {
+    items: [...down.items, ...late.items].slice(0, LIST_LIMIT),
+    total: down.total + late.total,
+  };
 }
 
 async function refreshProblems(generation) {
-  const query = { province: state.provinceFilter, limit: LIST_LIMIT };
-  const search = state.search;
+  const asked = { list: listShown(), search: state.search, province: state.provinceFilter };
   let problems;
   try {
-    if (search) {
-      problems = await api.fetchPoints(state.code, { ...query, q: search });
-    } else {
-      const [down, late] = await Promise.all([
-        api.fetchPoints(state.code, { ...query, state: "disconnected" }),
-        api.fetchPoints(state.code, { ...query, state: "late" }),
-      ]);
-      problems = {
-        items: [...down.items, ...late.items].slice(0, LIST_LIMIT),
-        total: down.total + late.total,
-      };
-    }
+    problems = await fetchList(asked.list);
   } catch {
     return; // the next change of totals tries again
   }
-  if (generation !== state.generation || search !== state.search) return;
-  state.problems = problems;
+  const still = asked.search === state.search && asked.province === state.provinceFilter;
+  if (generation !== state.generation || !still) return;
+  state.problems = { ...problems, list: asked.list };
   showProblems();
 }
 
 function showProblems() {
-  const { items, total } = state.problems;
+  const { items, total, list = "problems" } = state.problems;
   renderProblems(items, total, state.provinceNames, serverNow(), {
-    searching: Boolean(state.search),
+    list,
     mayRespond: mayRespond(),
   });
 }
@@ -365,6 +402,7 @@ function applyLanguage() {
   }
   showProblems();
   renderIncidents(state.incidents, state.provinceNames, mayRespond());
+  refreshPoint(pointContext());
   relabelTimeline();
 }
 
@@ -406,7 +444,9 @@ async function main() {
   }, TIMELINE_STEP_MS);
   setInterval(refreshSessionList, 60000);
   setInterval(() => state.code && refreshLists(state.generation), HANDLING_EVERY_MS);
-  startResponding([byId("problem-list"), byId("incidents")], {
+  byId("problem-list").addEventListener("click", followPointLink);
+  startPoint(() => rememberInUrl("point", null));
+  startResponding([byId("problem-list"), byId("incidents"), byId("point-body")], {
     session: () => state.code,
     done: () => refreshLists(state.generation),
     failed: showMessage,

@@ -2,7 +2,7 @@
 
 import { byId, el } from "./dom.js";
 import { number, percent, tone } from "./format.js";
-import { t } from "./i18n.js";
+import { stateText, t } from "./i18n.js";
 
 const CHANNELS = ["video_bridge", "teams", "other"];
 const STATES = ["connected", "late", "disconnected", "never_connected"];
@@ -16,7 +16,7 @@ function stateBar(counts) {
     const segment = el("span", { className: `stack__part stack__part--${state}` });
     segment.style.flexGrow = String(value);
     bar.append(segment);
-    parts.push(`${t(stateLabel(state))} ${number(value)}`);
+    parts.push(`${stateText(state)} ${number(value)}`);
   }
   bar.setAttribute("aria-label", parts.join(", "));
   bar.title = parts.join(" · ");
@@ -28,10 +28,6 @@ export function channelLabel(channel) {
   const key = `channel.${channel}`;
   const label = t(key);
   return label === key ? channel : label;
-}
-
-function stateLabel(state) {
-  return state === "never_connected" ? "neverConnected" : state;
 }
 
 function channelHead(channel, counts) {

@@ -1,7 +1,8 @@
 // What the desk did about one trouble (a point or an incident): who acknowledged it, whose it
 // is, what was noted, who resolved it; and, for those who may respond, the buttons to do so.
-// A row names its trouble by `data-subject` ("point:CODE", "province:PP", "channel:C"); the
-// buttons say what they do by `data-response`, and the page listens once for all of them.
+// A row names its trouble by `data-subject` ("point:CODE", "province:PP", "channel:C") and
+// `data-label` (in words); the buttons say what they do by `data-response`, and the page
+// listens once for all of them.
 
 import { el } from "./dom.js";
 import { clock } from "./format.js";

@@ -47,6 +47,8 @@ export const MESSAGES = {
     searchPoints: "Tìm điểm cầu: tên, mã hoặc người phụ trách",
     found: "Điểm cầu tìm thấy",
     noneFound: "Không tìm thấy điểm cầu nào",
+    provincePoints: "Các điểm cầu của tỉnh",
+    noneInProvince: "Tỉnh này không có điểm cầu nào trong phiên",
     moreProblems: "… và {count} điểm cầu khác",
     filterProvince: "{name} ✕",
     filterProvinceTitle: "Bỏ lọc theo tỉnh",
@@ -88,6 +90,23 @@ export const MESSAGES = {
     actNoAccount: "Không có tài khoản nào tên như vậy.",
     actNotRecorded: "Chưa ghi nhận được (Kafka không sẵn sàng): hãy thử lại.",
     actFailed: "Không ghi nhận được (mã {status}).",
+    learnersOf: "{present}/{expected} học viên",
+    pointClose: "Đóng",
+    pointLearners: "Học viên",
+    pointRange: "thấp nhất {min}, cao nhất {max}",
+    pointReconnects: "Kết nối lại",
+    pointFirstConnected: "Kết nối lần đầu",
+    pointLastHeartbeat: "Tín hiệu cuối",
+    pointMoments: "Diễn biến trong phiên",
+    pointNoMoments: "Chưa có tín hiệu nào trong phiên.",
+    pointActions: "Bàn trực đã làm",
+    pointNoActions: "Chưa có ai xử lý.",
+    pointMissing: "Không có điểm cầu này trong phiên (hoặc ngoài tỉnh được giao).",
+    momentLearners: "{count} học viên",
+    actionDone_acknowledge: "{by} nhận xử lý",
+    actionDone_assign: "{by} giao cho {to}",
+    actionDone_annotate: "{by}: {note}",
+    actionDone_resolve: "{by} đánh dấu đã xử lý",
     hours: "giờ",
     unknownSince:
       "Chưa rõ trạng thái từ {time}: hệ thống chưa nhận được tín hiệu mới. Không điểm cầu nào bị tính là mất kết nối trong lúc này.",
@@ -137,6 +156,8 @@ export const MESSAGES = {
     searchPoints: "Find a point: name, code or host",
     found: "Points found",
     noneFound: "No point found",
+    provincePoints: "The province's points",
+    noneInProvince: "No point of this province is in the session",
     moreProblems: "… and {count} more",
     filterProvince: "{name} ✕",
     filterProvinceTitle: "Clear the province filter",
@@ -178,6 +199,23 @@ export const MESSAGES = {
     actNoAccount: "No account has that name.",
     actNotRecorded: "Not recorded (Kafka is away): try again.",
     actFailed: "Could not record it (status {status}).",
+    learnersOf: "{present}/{expected} learners",
+    pointClose: "Close",
+    pointLearners: "Learners",
+    pointRange: "lowest {min}, highest {max}",
+    pointReconnects: "Reconnects",
+    pointFirstConnected: "First connected",
+    pointLastHeartbeat: "Last heartbeat",
+    pointMoments: "During the session",
+    pointNoMoments: "No heartbeat in this session yet.",
+    pointActions: "What the desk did",
+    pointNoActions: "Nobody has acted yet.",
+    pointMissing: "No such point in this session (or not in your provinces).",
+    momentLearners: "{count} learners",
+    actionDone_acknowledge: "{by} acknowledged",
+    actionDone_assign: "{by} assigned to {to}",
+    actionDone_annotate: "{by}: {note}",
+    actionDone_resolve: "{by} resolved",
     hours: "h",
     unknownSince:
       "States unknown since {time}: the monitor is not receiving heartbeats. No point is counted as dropped meanwhile.",
@@ -219,6 +257,11 @@ export function setLanguage(lang) {
 export function t(key, params = {}) {
   const text = MESSAGES[current][key] ?? MESSAGES.vi[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : ""));
+}
+
+/** A point's state in words: "connected", "late", "disconnected", "never_connected". */
+export function stateText(state) {
+  return t(state === "never_connected" ? "neverConnected" : state);
 }
 
 /** Relabel the static parts of the page: `data-i18n` (text), `data-i18n-aria` (aria-label) and

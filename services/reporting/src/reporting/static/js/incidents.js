@@ -36,7 +36,7 @@ function banner(incident, provinceNames, mayRespond) {
       className: "incident",
       title: text,
       attrs: { role: "alert" },
-      dataset: { kind: incident.kind, group: incident.group, subject: incident.subject },
+      dataset: { kind: incident.kind, group: incident.group, subject: incident.subject, label: text },
     },
     [
       el("span", { className: "incident__icon", text: "⚠", attrs: { "aria-hidden": "true" } }),

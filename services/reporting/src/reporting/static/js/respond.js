@@ -24,8 +24,7 @@ function openDialog(code, subject, response, row) {
   pending = { code, subject, response };
   const assigning = response === "assign";
   byId("act-title").textContent = t(`actTitle_${response}`);
-  byId("act-subject").textContent =
-    row.querySelector(".problem__name, .incident__text")?.textContent ?? subject;
+  byId("act-subject").textContent = row.dataset.label || subject;
   byId("act-assignee-field").hidden = !assigning;
   byId("act-note-field").hidden = assigning;
   byId("act-assignee").required = assigning;

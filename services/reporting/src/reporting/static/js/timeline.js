@@ -21,9 +21,16 @@ function zeroBased(_, __, max) {
   return [0, Math.max(1, Math.ceil((max || 0) * 1.12))];
 }
 
-/** The time axis; a single sample gets a minute either side instead of uPlot's years. */
-function timeRange(_, min, max) {
-  return min === max ? [min - 60, max + 60] : [min, max];
+/** A single sample gets a minute either side: uPlot gives a lone time a thousand days on its
+ * right, and never asks the scale's range for it. */
+function widenLoneSample(u) {
+  const times = u.data[0];
+  if (times.length === 1) u.setScale("x", { min: times[0] - 60, max: times[0] + 60 });
+}
+
+/** The seconds the time axis spans, on the chart's node (for tests). */
+function showSpan(u, key) {
+  if (key === "x") container.dataset.span = String(Math.round(u.scales.x.max - u.scales.x.min));
 }
 
 function axisFont() {
@@ -50,8 +57,9 @@ function options(width, height) {
     legend: { show: false }, // the card's own legend, translated with the page
     cursor: { show: false }, // a wall screen has no pointer; the headline has the exact figures
     tzDate: (seconds) => window.uPlot.tzDate(new Date(seconds * 1000), TIME_ZONE),
+    hooks: { ready: [widenLoneSample], setScale: [showSpan] },
     scales: {
-      x: { time: true, range: timeRange },
+      x: { time: true },
       points: { range: zeroBased },
       learners: { range: zeroBased },
     },
@@ -127,8 +135,12 @@ export function appendTotals(totals, atMs = Date.parse(totals.as_of)) {
   data[1].push(totals.connected);
   data[2].push(totals.learners_present);
   container.dataset.samples = String(data[0].length);
-  if (chart) chart.setData(data);
-  else rebuild();
+  if (!chart) {
+    rebuild();
+    return;
+  }
+  chart.setData(data);
+  widenLoneSample(chart);
 }
 
 /** Labels changed language: draw again (uPlot fixes series labels when built). */
