@@ -137,7 +137,11 @@ def _fastapi_noop() -> FastAPI:
         heartbeat: HeartbeatIn,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Accepted:
-        return Accepted(received_at=datetime.now(UTC), heartbeat_interval_s=5.0)
+        return Accepted(
+            received_at=datetime.now(UTC),
+            session_code=heartbeat.session_code or "",
+            heartbeat_interval_s=5.0,
+        )
 
     return app
 

@@ -21,6 +21,7 @@ from attendance.encoding import heartbeat_of
 from attendance.ingest import (
     BATCH_PATH,
     HEARTBEAT_PATH,
+    POINT_PATH,
     ingest_body_limits,
     ingest_metrics,
     ingest_router,
@@ -193,6 +194,39 @@ def test_a_point_is_heard_for_itself_in_its_own_sessions_and_nothing_else(
         "invalid": 3,
         "too_large": 1,
     }
+
+
+def test_a_heartbeat_naming_no_session_is_filed_under_the_one_on_air(ingest: Ingest) -> None:
+    unnamed = body("P1")
+    del unnamed["session_code"]
+    accepted = ingest.client.post(HEARTBEAT_PATH, json=unnamed, headers=bearer("P1"))
+    assert accepted.status_code == 202
+    assert accepted.json()["session_code"] == "S1"
+    (record,) = ingest.kafka.records
+    assert heartbeat_of(record[1])[0] == ("S1", "P1")
+    # A course with no session on air: a 409 that says so, counted as off air.
+    off_air = body("ELSEWHERE")
+    del off_air["session_code"]
+    refused = ingest.client.post(HEARTBEAT_PATH, json=off_air, headers=bearer("ELSEWHERE"))
+    assert refused.status_code == 409
+    assert "no session" in refused.json()["detail"]
+    relayed = [body("P2") | {"session_code": None}, off_air]
+    batch = ingest.client.post(BATCH_PATH, json={"heartbeats": relayed}, headers=bearer("GW"))
+    assert batch.json()["accepted"] == 1
+    assert [(r["index"], r["status"]) for r in batch.json()["rejected"]] == [(1, 409)]
+    assert ingest.heard() == ["P1", "P2"]
+    assert ingest.refused() == {"off_air": 2}
+
+
+def test_a_point_reads_who_it_is_and_its_session_with_its_own_token(ingest: Ingest) -> None:
+    me = ingest.client.get(POINT_PATH, headers=bearer("P1"))
+    assert me.status_code == 200
+    body = me.json()
+    assert (body["code"], body["name"], body["session"]["code"]) == ("P1", "Point P1", "S1")
+    assert ingest.client.get(POINT_PATH, headers=bearer("ELSEWHERE")).json()["session"] is None
+    assert ingest.client.get(POINT_PATH).status_code == 401
+    forged = {"Authorization": "Bearer pt_forged"}
+    assert ingest.client.get(POINT_PATH, headers=forged).status_code == 401
 
 
 def test_a_point_over_its_burst_is_told_when_to_come_back_and_others_are_not(

@@ -12,7 +12,7 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,20 @@ async def finished(agent: asyncio.subprocess.Process) -> tuple[int, str, str]:
     return agent.returncode, out.decode(), err.decode()
 
 
+async def interrupted(
+    agent: asyncio.subprocess.Process, meanwhile: Callable[[], Awaitable[None]]
+) -> tuple[int, str, str]:
+    """Ctrl-C to `agent` once `meanwhile` is done: its exit code, stdout and stderr."""
+    try:
+        await meanwhile()
+        agent.send_signal(signal.SIGINT)
+        return await finished(agent)
+    finally:
+        if agent.returncode is None:
+            agent.kill()
+            await agent.wait()
+
+
 def patient_plan(points: int) -> CoursePlan:
     """A session whose liveness timeouts outlast a test: a point seen disconnected in it
     said it was leaving."""
@@ -98,17 +112,14 @@ async def test_the_installed_command_reports_the_room_until_ctrl_c(
     learners.write_text("17\n")
     env = agent_env(point, plan, stack["attendance"].url)
     agent = await start_agent(env, "--learners-file", str(learners))
-    try:
+
+    async def the_room_changes() -> None:
         # The point registered_points made heard is this one: one connected, the agent's count.
         await eventually(lambda: totals(clients, plan), lambda t: point_totals(t)[:2] == (1, 17))
         learners.write_text("23\n")  # the room's operator edits the file
         await eventually(lambda: totals(clients, plan), lambda t: point_totals(t)[:2] == (1, 23))
-        agent.send_signal(signal.SIGINT)
-        code, out, err = await finished(agent)
-    finally:
-        if agent.returncode is None:
-            agent.kill()
-            await agent.wait()
+
+    code, out, err = await interrupted(agent, the_room_changes)
 
     assert code == ExitCode.STOPPED, err
     # The leaving heartbeat: disconnected now, long before the session's timeout.
@@ -118,6 +129,25 @@ async def test_the_installed_command_reports_the_room_until_ctrl_c(
     assert "learners: 23" in out
     assert f"left session {plan.session_code}" in out
     assert point.token not in out + err
+
+
+async def test_an_agent_given_no_session_is_heard_in_the_one_on_air(
+    clients: dict[str, httpx.AsyncClient], stack: dict[str, ServiceProcess]
+) -> None:
+    plan = patient_plan(points=2)
+    point, _ = await registered_points(clients, plan)
+    env = agent_env(point, plan, stack["attendance"].url)
+    del env["POINT_AGENT_SESSION"]
+    agent = await start_agent(env, "--learners", "7")
+
+    async def heard() -> None:
+        await eventually(lambda: totals(clients, plan), lambda t: point_totals(t)[:2] == (1, 7))
+
+    code, out, err = await interrupted(agent, heard)
+    assert code == ExitCode.STOPPED, err
+    assert f"heard in session {plan.session_code} (7 learners)" in out
+    assert f"left session {plan.session_code}" in out
+    await eventually(lambda: totals(clients, plan), lambda t: point_totals(t) == (0, 0, 1))
 
 
 async def test_leaving_on_its_own_disconnects_the_point_at_once(

@@ -18,10 +18,12 @@ from point_agent.agent import Attempt, Console, Settings, run
 from point_agent.decisions import (
     BACKOFF_CEILING_CAP_S,
     BACKOFF_FLOOR_CAP_S,
+    OFF_AIR_RECHECK_S,
     REFUSALS_BELIEVED,
     Accepted,
     ExitCode,
     LinkDown,
+    OffAir,
     Refused,
     Rejected,
     Standing,
@@ -162,6 +164,30 @@ def test_each_answer_is_read_as_its_outcome() -> None:
     )
     not_json = httpx.Response(404, content=b"<html>nginx</html>")
     assert outcome_of(not_json) == Refused(404, "Not Found")
+
+
+def test_between_sessions_the_agent_waits_for_the_next_and_never_gives_up() -> None:
+    filed = {"received_at": NOW.isoformat(), "heartbeat_interval_s": 5, "session_code": "S2"}
+    assert outcome_of(answer(202, filed)) == Accepted(5.0, "S2")
+    off_air = answer(409, {"detail": "no session of this point's courses is on air"})
+    assert outcome_of(off_air) == OffAir("no session of this point's courses is on air")
+    standing = Standing(failures=4, refusals=2)
+    for _ in range(100):
+        decision, standing = decide(OffAir("none"), standing, jitter=0.99)
+        assert isinstance(decision, Wait)
+        assert 0.8 * OFF_AIR_RECHECK_S <= decision.seconds <= OFF_AIR_RECHECK_S
+    assert (standing.failures, standing.refusals) == (0, 0)
+    # It names no session then, and the server's answer says which one heard it.
+    assert "session_code" not in Beat("P1", None, seq=1, learners=3).body(NOW)
+    narrator = Narrator("P1", None)
+    waiting = narrator.after(OffAir("none"), Wait(30.0), 0, NOW)
+    assert waiting is not None and "no session of point P1 is on air" in waiting
+    assert narrator.after(OffAir("none"), Wait(30.0), 0, NOW) is None
+    morning = narrator.after(Accepted(5.0, "S1"), Wait(5.0, paced=True), 12, NOW)
+    assert morning is not None and "heard in session S1 (12 learners)" in morning
+    assert narrator.after(Accepted(5.0, "S1"), Wait(5.0, paced=True), 12, NOW) is None
+    afternoon = narrator.after(Accepted(5.0, "S2"), Wait(5.0, paced=True), 9, NOW)
+    assert afternoon is not None and "heard in session S2" in afternoon
 
 
 def test_retry_after_is_read_as_seconds_or_as_a_date() -> None:

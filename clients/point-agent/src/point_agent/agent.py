@@ -40,7 +40,7 @@ class Settings:
     server: str
     token: str = field(repr=False)  # never in a log line or a traceback
     point_code: str
-    session_code: str
+    session_code: str | None  # None: the server files heartbeats under the session on air
     fixed_interval_s: float | None = None
     timeout_s: float = 10.0
     verbose: bool = False
@@ -186,10 +186,8 @@ async def _leave(
         attempt = await sender.attempt(sender.beat(learners.read().count, leaving=True))
         on_attempt(attempt)
         if isinstance(attempt.outcome, Accepted):
-            sender.console.say(
-                f"left session {sender.settings.session_code}: the desk sees this point"
-                " disconnected now"
-            )
+            left = attempt.outcome.session_code or sender.settings.session_code
+            sender.console.say(f"left session {left}: the desk sees this point disconnected now")
             return attempt
         if isinstance(attempt.decision, Stop):
             return attempt

@@ -66,7 +66,15 @@ def main(
         ),
     ],
     point: Annotated[str, typer.Option(envvar="POINT_AGENT_POINT", help="This point's code.")],
-    session: Annotated[str, typer.Option(envvar="POINT_AGENT_SESSION", help="The session's code.")],
+    session: Annotated[
+        str | None,
+        typer.Option(
+            envvar="POINT_AGENT_SESSION",
+            help="The session's code. Without it the server files the heartbeats under this"
+            " point's session on air (or starting within 30 minutes): one setting serves every"
+            " session of the course, and between sessions the agent waits.",
+        ),
+    ] = None,
     server: Annotated[
         str,
         typer.Option(envvar="POINT_AGENT_SERVER", help="The attendance service's address."),

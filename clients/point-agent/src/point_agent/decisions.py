@@ -21,6 +21,8 @@ REFUSAL_RECHECK_S = 1.0
 # Retry-After is a floor; a little spread keeps thousands of points told "2 s" at once from
 # all coming back in the same instant.
 RETRY_AFTER_SPREAD = 0.2
+# Between sessions (no session code given, none on air): ask again this often, spread.
+OFF_AIR_RECHECK_S = 30.0
 
 
 class ExitCode(IntEnum):
@@ -33,9 +35,11 @@ class ExitCode(IntEnum):
 
 @dataclass(frozen=True)
 class Accepted:
-    """202: stored. The session's interval, when the server says it."""
+    """202: stored. The session's interval and the session it was filed under, when the
+    server says them."""
 
     interval_s: float | None = None
+    session_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,13 @@ class Refused:
 
 
 @dataclass(frozen=True)
+class OffAir:
+    """409: the heartbeat named no session, and none of the point's is on air now."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
 class Rejected:
     """Any other 4xx (422, 413...): the heartbeat itself is not understood."""
 
@@ -76,7 +87,7 @@ class Rejected:
     detail: str
 
 
-Outcome = Accepted | Throttled | Unavailable | LinkDown | Refused | Rejected
+Outcome = Accepted | Throttled | Unavailable | LinkDown | Refused | OffAir | Rejected
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,10 @@ def decide(
             if refusals >= REFUSALS_BELIEVED:
                 return Stop(ExitCode.REFUSED), settled
             return Wait(REFUSAL_RECHECK_S * refusals), settled
+        case OffAir():
+            # Not a failure: the room waits for its next session, and is heard once it airs.
+            wait = OFF_AIR_RECHECK_S * (1 - RETRY_AFTER_SPREAD * jitter)
+            return Wait(wait), replace(standing, failures=0, refusals=0)
         case Rejected():
             return Stop(ExitCode.INCOMPATIBLE), standing
 

@@ -11,6 +11,7 @@ import httpx
 from point_agent.decisions import (
     Accepted,
     LinkDown,
+    OffAir,
     Outcome,
     Refused,
     Rejected,
@@ -42,7 +43,7 @@ class SequenceNumbers:
 @dataclass(frozen=True)
 class Beat:
     point_code: str
-    session_code: str
+    session_code: str | None  # None: the server files it under the point's session on air
     seq: int
     learners: int
     leaving: bool = False
@@ -51,11 +52,12 @@ class Beat:
     def body(self, sent_at: datetime) -> dict[str, Any]:
         body: dict[str, Any] = {
             "point_code": self.point_code,
-            "session_code": self.session_code,
             "seq": self.seq,
             "sent_at": sent_at.isoformat(),
             "learners": self.learners,
         }
+        if self.session_code is not None:
+            body["session_code"] = self.session_code
         if self.leaving:
             body["leaving"] = True
         if self.rtt_ms is not None:
@@ -76,7 +78,11 @@ async def send(client: httpx.AsyncClient, beat: Beat) -> tuple[Outcome, float | 
 def outcome_of(response: httpx.Response, now: datetime | None = None) -> Outcome:
     status = response.status_code
     if status == 202:
-        return Accepted(_number(_json_field(response, "heartbeat_interval_s")))
+        filed = _json_field(response, "session_code")
+        return Accepted(
+            _number(_json_field(response, "heartbeat_interval_s")),
+            filed if isinstance(filed, str) else None,
+        )
     wait = retry_after_s(response.headers.get("Retry-After"), now or datetime.now(UTC))
     if status == 429:
         return Throttled(wait)
@@ -86,6 +92,8 @@ def outcome_of(response: httpx.Response, now: datetime | None = None) -> Outcome
     text = detail if isinstance(detail, str) else response.reason_phrase
     if status in REFUSALS:
         return Refused(status, text)
+    if status == 409:
+        return OffAir(text)
     return Rejected(status, text)
 
 

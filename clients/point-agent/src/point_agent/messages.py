@@ -11,6 +11,7 @@ from point_agent.decisions import (
     Accepted,
     Decision,
     LinkDown,
+    OffAir,
     Outcome,
     Refused,
     Rejected,
@@ -28,7 +29,7 @@ _NOT_ENROLLED = "point not enrolled in this session"
 _UNKNOWN_SESSION = "unknown session"
 
 
-def refusal_message(outcome: Refused | Rejected, point: str, session: str) -> str:
+def refusal_message(outcome: Refused | Rejected, point: str, session: str | None) -> str:
     """Why the server will not take this point's heartbeats, and what the operator can do."""
     match outcome:
         case Refused(status=401, detail=detail) if detail == _NO_TOKEN:
@@ -84,8 +85,9 @@ class Narrator:
     """Turns each outcome into a line for the operator, only when the situation changed."""
 
     point: str
-    session: str
+    session: str | None  # None: whichever of the point's sessions is on air
     _situation: type | None = None
+    _heard_in: str | None = None  # the session the last accepted heartbeat was filed under
     _trouble_since: datetime | None = None
     _interval_s: float | None = None
     _learner_problem: str | None = None
@@ -97,7 +99,7 @@ class Narrator:
         """The line to show after `outcome` (sent with `learners` at `at`), or None."""
         previous, self._situation = self._situation, type(outcome)
         if isinstance(outcome, Accepted):
-            return self._accepted(previous, decision, learners, at)
+            return self._accepted(previous, outcome, decision, learners, at)
         if self._trouble_since is None:
             self._trouble_since = at
         if isinstance(decision, Stop):
@@ -118,6 +120,11 @@ class Narrator:
                     f"link down since {self._trouble_since:%H:%M:%S} ({reason}): retrying;"
                     " the latest learner count goes out as soon as it is back"
                 )
+            case OffAir():
+                return (
+                    f"no session of point {self.point} is on air now: waiting for the next,"
+                    f" asking again every {seconds_text(decision.seconds)} or so"
+                )
             case Refused() | Rejected():
                 why = refusal_message(outcome, self.point, self.session)
                 return f"refused: {why}; checking again in {wait}"
@@ -135,15 +142,24 @@ class Narrator:
         return f"learners: {count}" if changed else None
 
     def _accepted(
-        self, previous: type | None, decision: Decision, learners: int, at: datetime
+        self,
+        previous: type | None,
+        outcome: Accepted,
+        decision: Decision,
+        learners: int,
+        at: datetime,
     ) -> str | None:
         interval = decision.seconds if isinstance(decision, Wait) else None
         interval_changed = interval != self._interval_s
         self._interval_s = interval
         every = f"a heartbeat every {seconds_text(interval or 0)}"
-        if previous is None:
+        heard_in = outcome.session_code or self.session
+        moved = heard_in != self._heard_in
+        self._heard_in = heard_in
+        if previous is None or moved:
+            self._trouble_since = None
             return (
-                f"connected: point {self.point} is heard in session {self.session}"
+                f"connected: point {self.point} is heard in session {heard_in}"
                 f" ({learners} learners), {every}"
             )
         if previous is not Accepted:

@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from functools import cache
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry
 
@@ -221,9 +224,17 @@ app = service_app(
     on_body_refused=ingest_metrics(metrics).body_refused,
     ready=ready,
 )
+STATIC = Path(__file__).parent / "static"
+
 if settings.ingest:
     app.include_router(
         ingest_router(
             registry, to_heartbeats, settings, metrics, loaded=registry_loaded, stamps=stamps
         )
     )
+    # A point's own page: a browser is all a room needs (static/point.js).
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/point", include_in_schema=False)
+    def point_page() -> FileResponse:
+        return FileResponse(STATIC / "point.html")

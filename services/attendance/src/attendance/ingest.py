@@ -23,12 +23,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from attendance.admission import Reason, Refusal, refusal_of
+from attendance.admission import Reason, Refusal, admitted, session_to_show
 from attendance.config import Settings
 from attendance.encoding import heartbeat_record
 from attendance.ratelimit import TokenBuckets
 from attendance.watermarks import Stamps
-from contracts.events import Code, Count, LinkQuality, PointRegistration
+from contracts.events import Code, Count, LinkQuality, PointRegistration, SessionSchedule
 from contracts.registry import RegistryTable
 from contracts.tokens import hash_token
 from contracts.topics import point_key
@@ -37,6 +37,7 @@ from servicekit.kafka import KAFKA_ERRORS, RawPublisher
 
 HEARTBEAT_PATH = "/v1/heartbeats"
 BATCH_PATH = "/v1/heartbeats/batch"
+POINT_PATH = "/v1/points/me"
 MAX_BATCH_ITEMS = 1000
 RETRY_AFTER_SECONDS = "2"
 JSON = "application/json"
@@ -48,7 +49,9 @@ class HeartbeatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     point_code: Code
-    session_code: Code
+    # None: the point's session on air (or starting within 30 minutes), so that an agent or a
+    # browser configured once serves every session of the course.
+    session_code: Code | None = None
     seq: Annotated[int, Field(ge=0)]
     sent_at: AwareDatetime
     learners: Count
@@ -66,6 +69,8 @@ class BatchIn(BaseModel):
 
 class Accepted(BaseModel):
     received_at: datetime
+    # The session the heartbeat was filed under: the one it named, or the one on air.
+    session_code: str
     # The session's cadence, so a point's agent needs no setting of its own to keep it.
     heartbeat_interval_s: float
 
@@ -86,6 +91,17 @@ class BatchAccepted(BaseModel):
     received_at: datetime
     accepted: int
     rejected: list[Rejected]
+
+
+class PointBrief(BaseModel):
+    """What a point's own page shows: the point, and its session on air or next (None when
+    none is left)."""
+
+    code: str
+    name: str
+    province_code: str | None
+    expected_learners: int
+    session: SessionSchedule | None
 
 
 class IngestMetrics:
@@ -185,18 +201,26 @@ def ingest_router(
         return refusal, int(wait)
 
     def judged(
-        index: int, item: HeartbeatIn, gateway: PointRegistration, relays_for: frozenset[str]
-    ) -> Rejected | None:
-        """Why a heartbeat of a gateway's batch is refused, or None if it is accepted."""
-        refusal = refusal_of(registry, gateway, item.point_code, item.session_code, relays_for)
+        index: int,
+        item: HeartbeatIn,
+        gateway: PointRegistration,
+        relays_for: frozenset[str],
+        received_at: datetime,
+    ) -> Rejected | str:
+        """Why a heartbeat of a gateway's batch is refused, or the session it is filed under."""
+        filed = admitted(
+            registry, gateway, item.point_code, item.session_code, received_at, relays_for
+        )
         wait = None
         # Only after the point was found admissible: a gateway must never spend the tokens of
         # a point it may not speak for.
-        if refusal is None:
+        if isinstance(filed, str):
             limited = rate_limited(item.point_code)
             if limited is None:
-                return None
+                return filed
             refusal, wait = limited
+        else:
+            refusal = filed
         counted.refused(refusal.reason)
         return Rejected(
             index=index,
@@ -230,7 +254,7 @@ def ingest_router(
         status_code=status.HTTP_202_ACCEPTED,
         summary="A heartbeat of one point, sent with that point's own token",
         response_model=Accepted,
-        responses={401: {}, 403: {}, 404: {}, 413: {}, 429: {}, 503: {}},
+        responses={401: {}, 403: {}, 404: {}, 409: {}, 413: {}, 429: {}, 503: {}},
     )
     async def post_heartbeat(
         stamp: Annotated[int, Depends(stamped)],
@@ -243,17 +267,37 @@ def ingest_router(
         if limited is not None:
             too_often, wait = limited
             raise refuse(too_often, headers={"Retry-After": str(wait)})
-        refusal = refusal_of(registry, point, heartbeat.point_code, heartbeat.session_code)
-        if refusal is not None:
-            raise refuse(refusal)
-        # Looked up before the await: the refusal check just found it, and nothing ran since.
-        session = registry.sessions[heartbeat.session_code]
         received_at = datetime.now(UTC)
-        await deliver(stamp, [_record(heartbeat, received_at)])
+        filed = admitted(registry, point, heartbeat.point_code, heartbeat.session_code, received_at)
+        if isinstance(filed, Refusal):
+            raise refuse(filed)
+        # Looked up before the await: admission just found it, and nothing ran since.
+        session = registry.sessions[filed]
+        await deliver(stamp, [_record(heartbeat, filed, received_at)])
         # Written directly (the route still documents `Accepted`): FastAPI would validate and
         # serialise the model again on every one of the course's heartbeats.
-        answer = {"received_at": received_at, "heartbeat_interval_s": session.heartbeat_interval_s}
+        answer = {
+            "received_at": received_at,
+            "session_code": filed,
+            "heartbeat_interval_s": session.heartbeat_interval_s,
+        }
         return Response(encode_json(answer), status.HTTP_202_ACCEPTED, media_type=JSON)
+
+    @router.get(
+        POINT_PATH,
+        summary="The point this token belongs to, and its session on air or next",
+        responses={401: {}, 503: {}},
+    )
+    async def get_point(
+        point: Annotated[PointRegistration, Depends(authenticated)],
+    ) -> PointBrief:
+        return PointBrief(
+            code=point.code,
+            name=point.name,
+            province_code=point.province_code,
+            expected_learners=point.expected_learners,
+            session=session_to_show(registry, point, datetime.now(UTC)),
+        )
 
     @router.post(
         BATCH_PATH,
@@ -277,11 +321,11 @@ def ingest_router(
         accepted: list[tuple[bytes, bytes]] = []
         rejected: list[Rejected] = []
         for index, item in enumerate(batch.heartbeats):
-            rejection = judged(index, item, gateway, relays_for)
-            if rejection is None:
-                accepted.append(_record(item, received_at))
+            judgement = judged(index, item, gateway, relays_for, received_at)
+            if isinstance(judgement, str):
+                accepted.append(_record(item, judgement, received_at))
             else:
-                rejected.append(rejection)
+                rejected.append(judgement)
         if accepted:
             await deliver(stamp, accepted)
         return BatchAccepted(received_at=received_at, accepted=len(accepted), rejected=rejected)
@@ -289,12 +333,15 @@ def ingest_router(
     return router
 
 
-def _record(heartbeat: HeartbeatIn, received_at: datetime) -> tuple[bytes, bytes]:
-    """The key and value of an accepted heartbeat on `attendance.heartbeats`."""
+def _record(
+    heartbeat: HeartbeatIn, session_code: str, received_at: datetime
+) -> tuple[bytes, bytes]:
+    """The key and value of an accepted heartbeat, filed under `session_code`, on
+    `attendance.heartbeats`."""
     link = None if heartbeat.link is None else heartbeat.link.model_dump()
     value = heartbeat_record(
         heartbeat.point_code,
-        heartbeat.session_code,
+        session_code,
         heartbeat.seq,
         heartbeat.sent_at,
         received_at,
