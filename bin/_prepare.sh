@@ -14,6 +14,7 @@ if [[ ${PREPARE_FOR_TESTS:-} ]]; then
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
   command -v chromium >/dev/null && command -v chromedriver >/dev/null || need_apt+=(chromium chromium-driver fonts-noto-core)
   command -v go >/dev/null || need_apt+=(golang-go) # builds toxiproxy, below
+  command -v pdftoppm >/dev/null || need_apt+=(poppler-utils) # the token sheets, as images
 fi
 if ((${#need_apt[@]})); then
   echo "installing ${need_apt[*]} from Debian's packages" >&2

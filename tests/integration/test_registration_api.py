@@ -6,13 +6,17 @@ from the outbox to the real broker is tested end to end in tests/e2e.
 
 import csv
 import io
+import subprocess
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 import pytest
+import zxingcpp
 from alembic import command
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from PIL import Image
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -415,3 +419,66 @@ def test_points_registered_before_gateways_existed_relay_for_nobody(database_url
             assert point is not None and point.relays_for == []
     finally:
         engine.dispose()
+
+
+def qr_links(pdf: bytes, tmp_path: Path) -> list[str]:
+    """The links of the QR codes of each page, as a phone's camera would read them: the PDF
+    drawn by poppler's pdftoppm, the codes read by zxing-cpp."""
+    tmp_path.mkdir()
+    (tmp_path / "sheets.pdf").write_bytes(pdf)
+    subprocess.run(
+        ["pdftoppm", "-r", "100", "-png", str(tmp_path / "sheets.pdf"), str(tmp_path / "page")],
+        check=True,
+        timeout=120,
+    )
+    links = []
+    for page in sorted(tmp_path.glob("page-*.png")):
+        (found,) = zxingcpp.read_barcodes(Image.open(page))
+        links.append(found.text)
+    return links
+
+
+def test_token_sheets_carry_new_tokens_as_qr_codes_and_never_twice_without_saying_so(
+    api: TestClient, engine: Engine, tmp_path: Path
+) -> None:
+    assert api.post("/v1/sessions", json=SESSION).status_code == 201
+    rows = official_points(expected_learners=20)
+    hanoi = [r for r in rows if r["province_code"] == "01"][:2]
+    thanh_hoa = [r for r in rows if r["province_code"] == "38"][:1]
+    imported = api.post(
+        "/v1/points/import", params={"course": "K1"}, content=as_csv(hanoi + thanh_hoa),
+        headers={"Content-Type": "text/csv"},
+    )  # fmt: skip
+    assert imported.status_code == 200, imported.text
+    first_tokens = {t["code"]: t["token"] for t in imported.json()["tokens"]}
+
+    sheets = api.post("/v1/courses/K1/sheets", params={"province": "1"})
+    assert sheets.status_code == 200, sheets.text
+    assert sheets.headers["content-type"] == "application/pdf"
+    assert [sheets.headers[f"X-Sheets-{h}"] for h in ("Printed", "Replaced", "Skipped")] == [
+        "2", "0", "0"
+    ]  # fmt: skip
+    links = qr_links(sheets.content, tmp_path / "first")
+    assert all(link.startswith("http://127.0.0.1:8002/point#token=pt_") for link in links)
+    on_sheets = [link.split("#token=")[1] for link in links]
+    # Each page's token is its point's (by the hash registration keeps), and new.
+    with Session(engine) as db:
+        hashes = {p.code: p.token_hash for p in db.exec(select(Point)).all()}
+    codes = sorted(row["code"] for row in hanoi)
+    assert [hash_token(token) for token in on_sheets] == [hashes[code] for code in codes]
+    assert not set(on_sheets) & set(first_tokens.values())
+    assert hashes[thanh_hoa[0]["code"]] == hash_token(first_tokens[thanh_hoa[0]["code"]])
+    # The new tokens reach attendance through the outbox.
+    published = {p.code: p.token_hash for p in published_points(engine) if p is not None}
+    assert [published[code] for code in codes] == [hashes[code] for code in codes]
+
+    # Printed before: not again unless asked, and then each new sheet says what it replaces.
+    assert api.post("/v1/courses/K1/sheets", params={"province": "01"}).status_code == 409
+    rest = api.post("/v1/courses/K1/sheets")
+    assert [rest.headers[f"X-Sheets-{h}"] for h in ("Printed", "Skipped")] == ["1", "2"]
+    again = api.post("/v1/courses/K1/sheets", params={"province": "01", "again": "true"})
+    assert again.headers["X-Sheets-Replaced"] == "2"
+    renewed = [link.split("#token=")[1] for link in qr_links(again.content, tmp_path / "again")]
+    assert not set(renewed) & set(on_sheets)
+    assert api.post("/v1/courses/K1/sheets", params={"province": "99"}).status_code == 422
+    assert api.post("/v1/courses/NOPE/sheets").status_code == 404

@@ -56,14 +56,19 @@ accounts = typer.Typer(help="The desk's named accounts (an administrator's token
 app.add_typer(accounts, name="accounts")
 
 
-def _call(method: str, url: str, token: str, path: str, **kwargs: Any) -> Any:
+def _answer(method: str, url: str, token: str, path: str, **kwargs: Any) -> httpx.Response:
+    kwargs.setdefault("timeout", 30)
     response = httpx.request(
-        method, f"{url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30, **kwargs
+        method, f"{url}{path}", headers={"Authorization": f"Bearer {token}"}, **kwargs
     )
     if response.status_code >= 400:
         typer.echo(f"refused ({response.status_code}): {response.text[:2000]}", err=True)
         raise typer.Exit(1)
-    return response.json()
+    return response
+
+
+def _call(method: str, url: str, token: str, path: str, **kwargs: Any) -> Any:
+    return _answer(method, url, token, path, **kwargs).json()
 
 
 @accounts.command("issue")
@@ -107,3 +112,32 @@ def revoke(
     """Revoke the account: its token stops working at once; the record stays."""
     _call("DELETE", url, token, f"/v1/accounts/{name}/token")
     typer.echo(f"{name} revoked")
+
+
+@app.command("sheets")
+def sheets(
+    course: Annotated[str, typer.Argument(help="The course whose points get their sheets")],
+    out: Annotated[Path, typer.Option(help="Where to write the PDF")],
+    province: Annotated[
+        str | None, typer.Option(help="Only this province's points, e.g. for its coordinator")
+    ] = None,
+    again: Annotated[
+        bool,
+        typer.Option("--again", help="Also points printed before: their old sheets stop working"),
+    ] = False,
+    url: Url = "http://127.0.0.1:8001",
+    token: Token = "dev-operator-token",
+) -> None:
+    """Print the token sheets: one A4 page a point, its personal link as a QR code, a new
+    token on each (the point's previous one stops working)."""
+    params: dict[str, str | bool] = {"again": again}
+    if province is not None:
+        params["province"] = province
+    answer = _answer("POST", url, token, f"/v1/courses/{course}/sheets", params=params, timeout=300)
+    out.write_bytes(answer.content)
+    printed, replaced = answer.headers["X-Sheets-Printed"], answer.headers["X-Sheets-Replaced"]
+    skipped = answer.headers["X-Sheets-Skipped"]
+    typer.echo(
+        f"{printed} sheets in {out} ({replaced} replacing sheets printed before);"
+        f" {skipped} points left out, printed before (--again prints them anew)"
+    )

@@ -48,4 +48,9 @@ app = service_app(
     # Operators prepare the registry whether or not Kafka is up: the outbox holds the events.
     serve_without_kafka=True,
 )
-install(app, engine=engine, operator_token=settings.operator_token)
+install(
+    app,
+    engine=engine,
+    operator_token=settings.operator_token,
+    point_page=settings.point_page_url,
+)

@@ -1,6 +1,7 @@
 """Changes to the registry. Each writes its rows and the events describing them in one
 transaction (the outbox), so an event is published exactly for the changes that committed."""
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -187,6 +188,48 @@ def rotate_token(*, db: Session, code: str) -> str:
     point.token_hash = hash_token(token)
     _save_point(db, point)
     return token
+
+
+@dataclass(frozen=True)
+class Printed:
+    """A point whose sheet is printed, with the token on it; `replaces`: when the sheet it
+    replaces was printed (whose link stops working)."""
+
+    point: Point
+    token: str
+    replaces: datetime | None
+
+
+def print_sheets(
+    *, db: Session, course_code: str, province: str | None, again: bool, now: datetime
+) -> tuple[list[Printed], int]:
+    """New tokens for the sheets of the course's active points (of `province`, when given),
+    by province then code: those never printed, or with `again` all of them. A sheet's token
+    replaces the point's token, so a sheet is never printed twice without saying so. Also
+    how many were left out, printed before. One transaction, tokens and events together."""
+    get_course(db=db, code=course_code)
+    query = (
+        select(Point)
+        .join(Enrolment, col(Enrolment.point_code) == col(Point.code))
+        .where(Enrolment.course_code == course_code, col(Point.active))
+        .order_by(col(Point.province_code), col(Point.code))
+    )
+    if province is not None:
+        query = query.where(Point.province_code == province)
+    printed, skipped = [], 0
+    for point in db.exec(query).all():
+        if point.sheet_printed_at is not None and not again:
+            skipped += 1
+            continue
+        token = new_token()
+        printed.append(Printed(point, token, point.sheet_printed_at))
+        point.token_hash, point.sheet_printed_at, point.updated_at = hash_token(token), now, now
+        db.add(point)
+    db.flush()
+    for sheet in printed:
+        db.add(point_changed(sheet.point, courses_of(db, sheet.point.code)))
+    db.commit()
+    return printed, skipped
 
 
 def revoke_token(*, db: Session, code: str) -> None:

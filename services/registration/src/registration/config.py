@@ -12,6 +12,10 @@ from servicekit.settings import (
 DEVELOPMENT_OPERATOR_TOKEN = "dev-operator-token"
 
 
+# A point's own page (attendance's /point), as the rooms reach it: the link on its token sheet.
+POINT_PAGE = "http://127.0.0.1:8002/point"
+
+
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REGISTRATION_", frozen=True, extra="ignore")
 
@@ -22,6 +26,7 @@ class Settings(ServiceSettings):
     relay_batch: int = 500
     # A CSV of 100,000 points is about 10 MB.
     max_import_bytes: int = 32 * 1024 * 1024
+    point_page_url: str = POINT_PAGE
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> "Settings":

@@ -229,6 +229,10 @@ class Point(PointBase, table=True):
     code: str = Field(primary_key=True, max_length=64)
     active: bool = True
     token_hash: str | None = Field(default=None, max_length=64)
+    # When its token sheet was last printed (registration.sheets): a new sheet replaces it.
+    sheet_printed_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
+    )
     # Code, name and host folded for search that ignores case and diacritics.
     search_text: str = ""
     created_at: datetime = Field(default_factory=utc_now, sa_column=timestamp_column())

@@ -4,15 +4,19 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from registration.api import accounts, courses, imports, points, sessions
+from registration.api import accounts, courses, imports, points, sessions, sheets
 from registration.api.access import Refused, authorised, translate_errors
+from registration.config import POINT_PAGE
 
 
-def install(app: FastAPI, *, engine: Engine, operator_token: SecretStr) -> None:
+def install(
+    app: FastAPI, *, engine: Engine, operator_token: SecretStr, point_page: str = POINT_PAGE
+) -> None:
     """Serve the registry API from `app`, on `engine`, to the desk's accounts and to the
-    holder of `operator_token`, the bootstrap administrator."""
+    holder of `operator_token`, the bootstrap administrator; sheets link to `point_page`."""
     app.state.engine = engine
     app.state.operator_token = operator_token
+    app.state.point_page = point_page
     translate_errors(app)
     app.include_router(registry_router())
     app.include_router(accounts.router)
@@ -28,6 +32,6 @@ def registry_router() -> APIRouter:
             422: {"model": Refused, "description": "invalid: nothing was changed"},
         },
     )
-    for module in (courses, sessions, points, imports):
+    for module in (courses, sessions, points, imports, sheets):
         router.include_router(module.router)
     return router
