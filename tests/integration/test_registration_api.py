@@ -238,6 +238,8 @@ def test_a_bad_row_blocks_the_whole_import_unless_partial(api: TestClient, engin
     dry = api.post("/v1/points/import", content=sheet, params={"dry_run": True})
     assert dry.status_code == 200
     assert (dry.json()["applied"], dry.json()["valid"], len(dry.json()["errors"])) == (False, 3, 1)
+    # What the good rows would do, before anything is stored.
+    assert (dry.json()["created"], dry.json()["updated"], dry.json()["tokens"]) == (3, 0, [])
     refused = api.post("/v1/points/import", content=sheet)
     assert refused.status_code == 422
     assert refused.json()["errors"] == [
@@ -315,6 +317,15 @@ def test_the_official_course_imports_once_and_reimports_as_no_change(
     again = api.post("/v1/points/import", content=sheet, params={"course": "K1"}).json()
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 3555)
     assert len(outbox(engine)) == 3555
+    # A dry run of a sheet with one point renamed and one new: what the import would do.
+    changed = [dict(official_points(28)[0], name="Tên mới"), *official_points(28)[1:10]]
+    extra = dict(teams[0], code="TEAMS-NEW", name="Điểm Teams mới")
+    preview = api.post(
+        "/v1/points/import", content=as_csv([*changed, extra]), params={"dry_run": True}
+    ).json()
+    assert (preview["created"], preview["updated"], preview["unchanged"]) == (1, 1, 9)
+    assert len(outbox(engine)) == 3555
+    assert api.get("/v1/points", params={"q": "Tên mới"}).json()["total"] == 0
     counts = {
         level: api.get("/v1/points", params={"level": level, "limit": 1}).json()["total"]
         for level in ("province", "commune", "ward", "special_zone", "other")

@@ -24,7 +24,8 @@ CSV_TYPE = "text/csv; charset=utf-8"
 
 
 class ImportReport(BaseModel):
-    """What an import did, or would do on a dry run, and every row it refused."""
+    """What an import did, or on a dry run what importing its good rows would do, and every
+    row it refused."""
 
     dry_run: bool
     applied: bool
@@ -88,14 +89,19 @@ def _import(
             valid=len(parsed.rows),
             errors=parsed.errors,
         )
-        if dry_run or (parsed.errors and not partial):
+        if parsed.errors and not partial and not dry_run:
             return report
         outcome = upsert_points(db, parsed.rows)
-        db.commit()
-    report.applied = True
+        if dry_run:
+            # What the import of the good rows would do, then undone: nothing is stored.
+            db.rollback()
+        else:
+            db.commit()
+    report.applied = not dry_run
     report.created, report.updated = len(outcome.created), len(outcome.updated)
     report.unchanged = outcome.unchanged
-    report.tokens = [IssuedToken(code=c, name=n, token=t) for c, n, t in outcome.created]
+    if not dry_run:
+        report.tokens = [IssuedToken(code=c, name=n, token=t) for c, n, t in outcome.created]
     return report
 
 
