@@ -19,7 +19,7 @@ from contracts.accounts import Role
 from contracts.events import AccountGrant, Channel, DeskAction, Level, PointState, SessionSchedule
 from contracts.tokens import hash_token
 from contracts.wire import PointRecord, PointStatusRecord
-from reporting.access import Accounts, LoginGuard
+from reporting.access import Accounts
 from reporting.actions import DeskLog
 from reporting.api import STATIC, reporting_router
 from reporting.desk import TOKEN_COOKIE, desk_router, identifying
@@ -27,6 +27,7 @@ from reporting.history import PointHistory
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals
 from servicekit.database import make_engine
+from servicekit.logins import LoginGuard
 
 NOW = datetime.now(UTC)
 POINTS = [

@@ -30,7 +30,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
 REGISTRY = (REGISTRY_POINTS, REGISTRY_SESSIONS)
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-OPEN_ROUTES = {"GET /healthz", "GET /metrics", "GET /asyncapi.json"}
+# Open to all by design; the login and logout are the gate itself, whose refusals and throttle
+# tests/integration/test_registration_accounts.py checks.
+OPEN_ROUTES = {
+    "GET /healthz",
+    "GET /metrics",
+    "GET /asyncapi.json",
+    "POST /v1/login",
+    "POST /v1/logout",
+}
 HEARTBEAT_ROUTES = {"POST /v1/heartbeats", "POST /v1/heartbeats/batch"}
 REFUSALS = {400, 401, 403, 404, 409, 413, 422, 429}
 # Endless by design; fuzzed only with unknown sessions, which it refuses at once.

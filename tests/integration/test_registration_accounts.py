@@ -73,10 +73,12 @@ def test_every_route_with_every_role_is_allowed_exactly_what_the_role_allows(
     revoked = issue(admin, "gone", Role.OPERATOR, [])
     assert admin.delete("/v1/accounts/gone/token").status_code == 200
     # Every route the service documents: a new one is tried without a change to this test.
+    # (But the login and the logout, the gate itself: `test_a_browser_logs_in_for_a_cookie`.)
     routes = [
         (path, method.upper())
         for path, operations in app.openapi()["paths"].items()
         for method in operations
+        if path not in ("/v1/login", "/v1/logout")
     ]
     assert len(routes) >= 20, routes  # every registry and account route, not a handful
     anonymous = TestClient(app)
@@ -95,6 +97,29 @@ def test_every_route_with_every_role_is_allowed_exactly_what_the_role_allows(
             assert status != 401, (method, path, role)
             tried += 1
     assert tried == len(Role) * len(routes)
+
+
+def test_a_browser_logs_in_for_a_cookie_and_guessing_is_throttled(
+    app: FastAPI, admin: TestClient
+) -> None:
+    token = issue(admin, "minh.desk", Role.OPERATOR, [])
+    browser = TestClient(app)
+    assert browser.get("/v1/me").status_code == 401
+    answer = browser.post("/v1/login", json={"token": token})
+    assert answer.status_code == 200 and answer.json()["name"] == "minh.desk"
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and token in cookie
+    assert browser.get("/v1/me").json()["name"] == "minh.desk"  # the cookie alone
+    assert browser.post("/v1/courses", json={"code": "K9", "title": "x"}).status_code == 201
+    assert browser.post("/v1/logout").status_code == 204
+    assert browser.get("/v1/me").status_code == 401
+    guesser = TestClient(app)
+    tries = [
+        guesser.post("/v1/login", json={"token": f"ac_guess{n}"}).status_code for n in range(7)
+    ]
+    assert tries == [401] * 5 + [429] * 2
+    # Throttled, even the right token waits: a guess that happens to be right teaches nothing.
+    assert guesser.post("/v1/login", json={"token": token}).status_code == 429
 
 
 def action_of(path: str, method: str) -> Action:

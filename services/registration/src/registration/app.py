@@ -3,8 +3,11 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from contracts.events import AccountGrant, PointRegistration, SessionSchedule
@@ -54,3 +57,12 @@ install(
     operator_token=settings.operator_token,
     point_page=settings.point_page_url,
 )
+
+# The registry's pages (static/registry.js): a course prepared in the browser.
+STATIC = Path(__file__).parent / "static"
+app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+@app.get("/", include_in_schema=False)
+def registry_pages() -> FileResponse:
+    return FileResponse(STATIC / "index.html")

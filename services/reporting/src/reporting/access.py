@@ -11,10 +11,6 @@ the national totals already hold, with no breakdown by channel or level and no n
 
 import hmac
 
-from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
-
 from contracts.accounts import Caller, Role
 from contracts.events import AccountGrant, Counts, Totals
 from contracts.tokens import hash_token
@@ -79,18 +75,3 @@ def scoped(totals: Totals, provinces: frozenset[str] | None) -> Totals:
         **overall,
         by_province=by_province,
     )
-
-
-class LoginGuard:
-    """Failed logins from one address, a few a minute at most: past them the address waits,
-    whatever it tries, so a token cannot be guessed by trying many."""
-
-    def __init__(self, limit: str = "5/minute") -> None:
-        self._limit = parse(limit)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
-
-    def blocked(self, address: str) -> bool:
-        return not self._limiter.test(self._limit, address)
-
-    def failed(self, address: str) -> None:
-        self._limiter.hit(self._limit, address)

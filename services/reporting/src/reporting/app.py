@@ -30,7 +30,7 @@ from contracts.topics import (
     session_key,
 )
 from contracts.wire import read_point, read_status
-from reporting.access import Accounts, LoginGuard
+from reporting.access import Accounts
 from reporting.actions import DeskLog
 from reporting.api import STATIC, reporting_router
 from reporting.catchup import Tables
@@ -53,6 +53,7 @@ from servicekit.kafka import (
     records_of,
     subscribe_whole,
 )
+from servicekit.logins import LoginGuard
 
 log = logging.getLogger(__name__)
 settings = Settings()

@@ -21,13 +21,13 @@ from reporting.access import (
     OPERATIONS_NETWORK,
     VIEWER_TOKEN_HOLDER,
     Accounts,
-    LoginGuard,
     Refused,
 )
 from reporting.actions import DeskLog
 from reporting.live import LiveTotals
 from reporting.lookup import session_view
 from servicekit.kafka import KAFKA_ERRORS
+from servicekit.logins import LoginGuard
 
 TOKEN_COOKIE = "desk_token"
 # A working day and its evening: the desk logs in once before the broadcast.

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 from registration.api import accounts, courses, imports, points, sessions, sheets
 from registration.api.access import Refused, authorised, translate_errors
 from registration.config import POINT_PAGE
+from servicekit.logins import LoginGuard
 
 
 def install(
@@ -17,6 +18,7 @@ def install(
     app.state.engine = engine
     app.state.operator_token = operator_token
     app.state.point_page = point_page
+    app.state.login_guard = LoginGuard()
     translate_errors(app)
     app.include_router(registry_router())
     app.include_router(accounts.router)

@@ -41,25 +41,35 @@ def database(engine: Annotated[Engine, Depends(engine_of)]) -> Iterator[Session]
 Db = Annotated[Session, Depends(database)]
 
 
+# The browser's login (the registry's pages): the token in an HttpOnly, SameSite=Strict cookie.
+TOKEN_COOKIE = "registry_token"
+
+
+def holder_of(request: Request, db: Session, token: str) -> Caller | None:
+    """Whose `token` is: a live account, or the deployment's operator token, which stays the
+    bootstrap administrator (it issues the first accounts); None for no one's."""
+    bootstrap = request.app.state.operator_token.get_secret_value().encode()
+    if hmac.compare_digest(token.encode(), bootstrap):
+        return Caller(BOOTSTRAP_ADMINISTRATOR, Role.ADMINISTRATOR)
+    account = account_with_token(db, token)
+    return None if account is None else caller_of(account)
+
+
 def authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     db: Db,
 ) -> Caller:
-    """Who holds the bearer token: a live account, or the deployment's operator token, which
-    stays the bootstrap administrator (it issues the first accounts)."""
-    if credentials is None:
+    """Who holds the bearer token, or else the login's cookie."""
+    presented = credentials.credentials if credentials else request.cookies.get(TOKEN_COOKIE)
+    if not presented:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "token required", headers={"WWW-Authenticate": "Bearer"}
         )
-    presented = credentials.credentials.encode()
-    bootstrap = request.app.state.operator_token.get_secret_value().encode()
-    if hmac.compare_digest(presented, bootstrap):
-        return Caller(BOOTSTRAP_ADMINISTRATOR, Role.ADMINISTRATOR)
-    account = account_with_token(db, credentials.credentials)
-    if account is None:
+    caller = holder_of(request, db, presented)
+    if caller is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "not a token of a live account")
-    return caller_of(account)
+    return caller
 
 
 Authenticated = Annotated[Caller, Depends(authenticated)]

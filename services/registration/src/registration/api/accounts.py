@@ -1,14 +1,25 @@
 """The desk's accounts: issued, listed, rotated and revoked by an administrator; and who am I."""
 
+from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from pydantic import BaseModel, Field
 
 from contracts.accounts import Role
 from registration import accounts
 from registration.accounts import AccountCreate, AccountPublic, IssuedAccount
-from registration.api.access import Authenticated, Db, Refused, managing_accounts
+from registration.api.access import (
+    TOKEN_COOKIE,
+    Authenticated,
+    Db,
+    Refused,
+    holder_of,
+    managing_accounts,
+)
+from servicekit.logins import LoginGuard
+
+LOGIN_LASTS = timedelta(hours=14)  # a day of preparing a course, not a week
 
 REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no token"},
@@ -31,6 +42,40 @@ class Me(BaseModel):
     name: str
     role: Role
     provinces: list[str]
+
+
+class Login(BaseModel):
+    token: str = Field(min_length=1, max_length=200)
+
+
+@router.post(
+    "/login",
+    summary="Log in with a token: a cookie for the registry's pages",
+    responses={429: {"description": "too many failed logins from this address"}},
+)
+def login(body: Login, request: Request, response: Response, db: Db) -> Me:
+    guard: LoginGuard = request.app.state.login_guard
+    address = request.client.host if request.client else "unknown"
+    if guard.blocked(address):
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins")
+    caller = holder_of(request, db, body.token)
+    if caller is None:
+        guard.failed(address)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not a token of a live account")
+    response.set_cookie(
+        TOKEN_COOKIE,
+        body.token,
+        max_age=int(LOGIN_LASTS.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return Me(name=caller.name, role=caller.role, provinces=sorted(caller.provinces))
+
+
+@router.post("/logout", summary="Forget the login's cookie", status_code=204)
+def logout(response: Response) -> None:
+    response.delete_cookie(TOKEN_COOKIE, httponly=True, samesite="strict")
 
 
 @router.get("/me", summary="The account the token belongs to")
