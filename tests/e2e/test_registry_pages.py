@@ -1,8 +1,8 @@
 """A course prepared without a terminal: the registry's pages in headless Chromium, against the
 real services. An operator logs in, creates the course and its session, drops a CSV with a bad
 row, sees that row reported with its line and reason before anything is stored, fixes it,
-imports, and prints the sheets, whose QR codes (read from the PDF drawn as images) are the
-points' working links.
+imports, edits a point into a relay gateway, and prints the sheets, whose QR codes (read from
+the PDF drawn as images) are the points' working links.
 
 The oracle is the file the test wrote: its rows, the one it broke and how.
 """
@@ -88,6 +88,42 @@ async def saved(folder: Path) -> bytes:
     return pdf
 
 
+def drop_file(driver: WebDriver, name: str, text: str) -> None:
+    """A file dragged onto the drop zone and let go, the events a browser sends for it."""
+    driver.execute_script(
+        """
+        const zone = document.getElementById('drop');
+        const files = new DataTransfer();
+        files.items.add(new File([arguments[1]], arguments[0], {type: 'text/csv'}));
+        zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: files, bubbles: true}));
+        zone.dispatchEvent(new DragEvent('drop', {dataTransfer: files, bubbles: true}));
+        """,
+        name,
+        text,
+    )
+
+
+def set_filter(driver: WebDriver, name: str, value: str) -> None:
+    driver.execute_script(
+        """
+        const field = document.getElementById('filters').elements[arguments[0]];
+        field.value = arguments[1];
+        field.dispatchEvent(new Event('input', {bubbles: true}));
+        """,
+        name,
+        value,
+    )
+
+
+def click_in_row(driver: WebDriver, code: str, action: str) -> None:
+    driver.execute_script(
+        'document.querySelector(`#point-rows tr[data-code="${arguments[0]}"] '
+        'button[data-action="${arguments[1]}"]`).click()',
+        code,
+        action,
+    )
+
+
 def typed(moment: datetime) -> str:
     """As a datetime-local field holds it."""
     return moment.strftime("%Y-%m-%dT%H:%M")
@@ -169,8 +205,8 @@ async def prepared_and_printed(
     assert "4 dòng, 3 hợp lệ" in counts and "sẽ tạo 3" in counts
     assert await in_browser(listed_codes, browser) == []  # nothing stored yet
 
-    sheet.write_bytes(as_csv(rows))  # fixed: the bad row taken out
-    await in_browser(file_input.send_keys, str(sheet))
+    # Fixed (the bad row taken out), and dropped on the page this time, as from a file manager.
+    await in_browser(drop_file, browser, "points.csv", as_csv(rows).decode())
     await eventually(
         lambda: in_browser(visible_text, browser, "import-button"),
         lambda label: label == "Nhập 3 điểm cầu",
@@ -183,6 +219,27 @@ async def prepared_and_printed(
     )
     listed = await eventually(lambda: in_browser(listed_codes, browser), lambda c: len(c) == 3)
     assert sorted(listed) == sorted(row["code"] for row in rows)
+
+    # Narrowed by the filters, then one point edited: its host, and made a relay gateway.
+    first = sorted(rows, key=lambda row: row["code"])[0]
+    await in_browser(set_filter, browser, "q", first["name"])
+    await eventually(lambda: in_browser(listed_codes, browser), lambda c: c == [first["code"]])
+    await in_browser(click_in_row, browser, first["code"], "edit")
+    await in_browser(
+        fill, browser, "edit-form", {"host": "Lê Thị Hoà", "relays_for": "1, 38", "courses": course}
+    )
+    await eventually(
+        lambda: in_browser(visible_text, browser, "point-rows"),
+        lambda text: "chuyển tiếp cho 01, 38" in text,
+    )
+    edited = (await clients["registration"].get(
+        f"/v1/points/{first['code']}", headers={"Authorization": f"Bearer {DEV_OPERATOR_TOKEN}"}
+    )).json()  # fmt: skip
+    assert (edited["host"], edited["relays_for"], edited["courses"]) == (
+        "Lê Thị Hoà", ["01", "38"], [course]
+    )  # fmt: skip
+    await in_browser(set_filter, browser, "q", "")
+    await eventually(lambda: in_browser(listed_codes, browser), lambda c: len(c) == 3)
 
     await in_browser(fill, browser, "sheets-form", {})
     await eventually(

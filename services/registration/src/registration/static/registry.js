@@ -27,6 +27,15 @@ const TEXTS = {
     revokeConfirm: "Thu hồi mã của {code}? Điểm cầu không gửi tín hiệu được nữa cho đến khi có mã mới.",
     newToken: "Mã mới của {code} (chỉ hiện một lần): {token}",
     page: "{from}–{to} / {total}", failed: "Không thực hiện được ({status}): {detail}",
+    provinceShort: "Mã tỉnh", anyChannel: "Mọi kênh", videoBridge: "Cầu truyền hình", otherChannel: "Khác",
+    anyLevel: "Mọi cấp", levelProvince: "Tỉnh", levelCommune: "Xã", levelWard: "Phường", levelZone: "Đặc khu",
+    levelOther: "Khác", anyState: "Mọi trạng thái",
+    edit: "Sửa", editTitle: "Sửa điểm cầu {code}", host: "Người phụ trách", phone: "Điện thoại",
+    expected: "Học viên dự kiến", courses: "Khoá học (mã, cách nhau bằng dấu phẩy)",
+    relaysFor: "Chuyển tiếp tín hiệu cho các tỉnh (mã, cách nhau bằng dấu phẩy)", cancel: "Huỷ", save: "Lưu",
+    gateway: "chuyển tiếp cho {provinces}",
+    levelLabel: "Cấp", channelLabel: "Kênh", unitCode: "Mã xã, phường, đặc khu",
+    printing: "Đang tạo tệp PDF ({scope})… cả nước mất khoảng một phút.", wholeCountry: "cả nước",
   },
   en: {
     title: "Course preparation", course: "Course", logout: "Log out", lang: "Tiếng Việt",
@@ -51,12 +60,21 @@ const TEXTS = {
     revokeConfirm: "Revoke the token of {code}? It cannot send heartbeats until it gets a new one.",
     newToken: "New token of {code} (shown once): {token}",
     page: "{from}–{to} of {total}", failed: "Not done ({status}): {detail}",
+    provinceShort: "Province", anyChannel: "Any channel", videoBridge: "Video bridge", otherChannel: "Other",
+    anyLevel: "Any level", levelProvince: "Province", levelCommune: "Commune", levelWard: "Ward",
+    levelZone: "Special zone", levelOther: "Other", anyState: "Any state",
+    edit: "Edit", editTitle: "Edit point {code}", host: "Host", phone: "Phone",
+    expected: "Expected learners", courses: "Courses (codes, separated by commas)",
+    relaysFor: "Relays heartbeats for the provinces (codes, separated by commas)", cancel: "Cancel", save: "Save",
+    gateway: "relays for {provinces}",
+    levelLabel: "Level", channelLabel: "Channel", unitCode: "Commune, ward or zone code",
+    printing: "Making the PDF ({scope})… the whole country takes about a minute.", wholeCountry: "whole country",
   },
 };
 const PAGE = 50;
 
 let lang = localStorage.getItem("registry.lang") === "en" ? "en" : "vi";
-const state = { course: null, offset: 0, search: "", file: null, preview: null };
+const state = { course: null, offset: 0, filters: {}, file: null, preview: null, editing: null };
 const byId = (id) => document.getElementById(id);
 
 function t(key, params = {}) {
@@ -315,6 +333,11 @@ async function printSheets(event) {
   const form = new FormData(event.target);
   const again = form.get("again") === "on";
   if (again && !confirm(t("againConfirm"))) return;
+  const button = event.target.querySelector("button[type=submit]");
+  const result = byId("sheets-result");
+  result.textContent = t("printing", { scope: form.get("province") || t("wholeCountry") });
+  result.hidden = false;
+  button.disabled = true; // one printing at a time: each one issues new tokens
   let answer;
   try {
     answer = await api(`v1/courses/${encodeURIComponent(state.course)}/sheets`, {
@@ -322,14 +345,16 @@ async function printSheets(event) {
       query: { province: form.get("province"), again },
     });
   } catch (error) {
+    result.hidden = true;
     failed(error);
     return;
+  } finally {
+    button.disabled = false;
   }
   say("");
   const counts = Object.fromEntries(
     ["Printed", "Replaced", "Skipped"].map((h) => [h.toLowerCase(), answer.headers.get(`X-Sheets-${h}`)]),
   );
-  const result = byId("sheets-result");
   result.textContent = t("printed", counts);
   result.hidden = false;
   const name = (answer.headers.get("Content-Disposition") ?? "").match(/filename="([^"]+)"/)?.[1] ?? "sheets.pdf";
@@ -350,7 +375,7 @@ async function loadPoints() {
     return;
   }
   const page = await json("v1/points", {
-    query: { course: state.course, q: state.search, offset: state.offset, limit: PAGE },
+    query: { ...state.filters, course: state.course, offset: state.offset, limit: PAGE },
   });
   byId("point-rows").replaceChildren(...page.items.map(pointRow));
   const to = Math.min(page.total, state.offset + page.items.length);
@@ -361,7 +386,8 @@ async function loadPoints() {
 
 function pointRow(point) {
   const row = el("tr", null, { "data-code": point.code });
-  const standing = [t(point.active ? "active" : "inactive"), point.has_token ? null : t("noToken")];
+  const relays = point.relays_for?.length ? t("gateway", { provinces: point.relays_for.join(", ") }) : null;
+  const standing = [t(point.active ? "active" : "inactive"), point.has_token ? null : t("noToken"), relays];
   const status = el("td", standing.filter(Boolean).join(" · "), { class: point.active ? "" : "state--inactive" });
   const actions = el("td", null, { class: "actions" });
   const act = (key, handler) => {
@@ -369,6 +395,7 @@ function pointRow(point) {
     button.addEventListener("click", handler);
     actions.append(button);
   };
+  act("edit", () => edit(point));
   act(point.active ? "deactivate" : "activate", () => change(point, { active: !point.active }));
   act("rotate", () => rotate(point));
   if (point.has_token) act("revoke", () => revoke(point));
@@ -381,8 +408,51 @@ async function change(point, fields) {
     await json(`v1/points/${encodeURIComponent(point.code)}`, { method: "PATCH", json: fields });
   } catch (error) {
     failed(error);
+    return false;
+  }
+  await loadPoints();
+  return true;
+}
+
+const codes = (text) => text.split(",").map((code) => code.trim()).filter(Boolean);
+
+function edit(point) {
+  state.editing = point;
+  const form = byId("edit-form");
+  byId("edit-title").textContent = t("editTitle", point);
+  for (const name of ["name", "level", "channel", "province_code", "unit_code", "host", "phone", "expected_learners"]) {
+    form.elements[name].value = point[name] ?? "";
+  }
+  form.elements.courses.value = point.courses.join(", ");
+  form.elements.relays_for.value = (point.relays_for ?? []).join(", ");
+  byId("edit-error").hidden = true;
+  byId("edit-dialog").showModal();
+}
+
+async function saveEdit(event) {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const fields = {
+    name: form.get("name"),
+    level: form.get("level"),
+    channel: form.get("channel"),
+    province_code: form.get("province_code").trim() || null,
+    unit_code: form.get("unit_code").trim() || null,
+    host: form.get("host"),
+    phone: form.get("phone"),
+    expected_learners: Number(form.get("expected_learners")) || 0,
+    courses: codes(form.get("courses")),
+    relays_for: codes(form.get("relays_for")),
+  };
+  try {
+    await json(`v1/points/${encodeURIComponent(state.editing.code)}`, { method: "PATCH", json: fields });
+  } catch (error) {
+    const box = byId("edit-error");
+    box.textContent = t("failed", { status: error.status, detail: error.detail });
+    box.hidden = false;
     return;
   }
+  byId("edit-dialog").close();
   await loadPoints();
 }
 
@@ -440,14 +510,21 @@ function main() {
   byId("session-form").addEventListener("submit", createSession);
   byId("sheets-form").addEventListener("submit", printSheets);
   let typing = null;
-  byId("search").addEventListener("input", (event) => {
+  const filtersChanged = () => {
     clearTimeout(typing);
+    // once typing pauses: a request per key would race its own answers
     typing = setTimeout(() => {
-      state.search = event.target.value.trim();
+      state.filters = Object.fromEntries(
+        [...new FormData(byId("filters"))].map(([name, value]) => [name, value.trim()]),
+      );
       state.offset = 0;
       loadPoints();
     }, 300);
-  });
+  };
+  byId("filters").addEventListener("input", filtersChanged);
+  byId("filters").addEventListener("submit", (event) => event.preventDefault());
+  byId("edit-form").addEventListener("submit", saveEdit);
+  byId("edit-cancel").addEventListener("click", () => byId("edit-dialog").close());
   byId("prev").addEventListener("click", () => {
     state.offset = Math.max(0, state.offset - PAGE);
     loadPoints();
