@@ -27,7 +27,7 @@ from reporting.history import PointHistory
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals
 from servicekit.database import make_engine
-from servicekit.logins import LoginGuard
+from servicekit.logins import Logins
 
 NOW = datetime.now(UTC)
 POINTS = [
@@ -86,7 +86,7 @@ def serving(
     SQLModel.metadata.create_all(engine)  # the timeline's table, as reporting's start-up does
     desk, identify = DeskLog(), identifying(accounts, None)
     recording = recorder or Recorder()
-    app.include_router(desk_router(live, accounts, desk, recording, identify, LoginGuard()))
+    app.include_router(desk_router(live, accounts, desk, recording, identify, Logins(TOKEN_COOKIE)))
     app.include_router(reporting_router(live, IncidentDetector(), engine, desk, history, identify))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     with TestClient(app) as client:

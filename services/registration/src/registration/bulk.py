@@ -15,10 +15,9 @@ from sqlmodel import Session, col, select
 from contracts.text import search_text
 from contracts.tokens import hash_token, new_token
 from registration.events import point_changed_row
-from registration.store import Enrolment, OutboxEvent, Point, PointCreate
+from registration.store import CODES_A_QUERY, Enrolment, OutboxEvent, Point, PointCreate
 
 T = TypeVar("T")
-CHUNK = 500  # stays under every database's limit on bound parameters
 DATA_FIELDS = (
     "name",
     "level",
@@ -104,5 +103,5 @@ def _enrolments(db: Session, codes: list[str]) -> dict[str, set[str]]:
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
+    for start in range(0, len(items), CODES_A_QUERY):
+        yield items[start : start + CODES_A_QUERY]

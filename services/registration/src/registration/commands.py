@@ -25,6 +25,7 @@ from registration.store import (
     PointCreate,
     PointUpdate,
     courses_of,
+    courses_of_points,
     new_point,
 )
 
@@ -226,8 +227,9 @@ def print_sheets(
         point.token_hash, point.sheet_printed_at, point.updated_at = hash_token(token), now, now
         db.add(point)
     db.flush()
+    courses = courses_of_points(db, [sheet.point.code for sheet in printed])
     for sheet in printed:
-        db.add(point_changed(sheet.point, courses_of(db, sheet.point.code)))
+        db.add(point_changed(sheet.point, courses[sheet.point.code]))
     db.commit()
     return printed, skipped
 

@@ -341,10 +341,16 @@ def find_points(
 
 
 def courses_of_points(db: Session, codes: list[str]) -> dict[str, list[str]]:
+    """The courses of each point, in as few queries as the databases' limit on bound
+    parameters allows (a page of the list, or a whole course's sheets)."""
     enrolled: dict[str, list[str]] = {code: [] for code in codes}
-    query = select(Enrolment.point_code, Enrolment.course_code).where(
-        col(Enrolment.point_code).in_(codes)
-    )
-    for point_code, course_code in db.exec(query):
-        enrolled[point_code].append(course_code)
+    for start in range(0, len(codes), CODES_A_QUERY):
+        query = select(Enrolment.point_code, Enrolment.course_code).where(
+            col(Enrolment.point_code).in_(codes[start : start + CODES_A_QUERY])
+        )
+        for point_code, course_code in db.exec(query):
+            enrolled[point_code].append(course_code)
     return {code: sorted(courses) for code, courses in enrolled.items()}
+
+
+CODES_A_QUERY = 500  # under every database's limit on bound parameters

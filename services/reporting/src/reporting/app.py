@@ -35,7 +35,7 @@ from reporting.actions import DeskLog
 from reporting.api import STATIC, reporting_router
 from reporting.catchup import Tables
 from reporting.config import Settings
-from reporting.desk import desk_router, identifying, kept
+from reporting.desk import TOKEN_COOKIE, desk_router, identifying, kept
 from reporting.history import PointHistory
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, totals_of
@@ -53,7 +53,7 @@ from servicekit.kafka import (
     records_of,
     subscribe_whole,
 )
-from servicekit.logins import LoginGuard
+from servicekit.logins import Logins
 
 log = logging.getLogger(__name__)
 settings = Settings()
@@ -290,7 +290,7 @@ async def background(_: FastAPI) -> AsyncIterator[None]:
 
 app = service_app(title="reporting", broker=broker, metrics=metrics, lifespan=background)
 identify = identifying(accounts, settings.viewer_token)
-app.include_router(desk_router(live, accounts, desk, record_action, identify, LoginGuard()))
+app.include_router(desk_router(live, accounts, desk, record_action, identify, Logins(TOKEN_COOKIE)))
 app.include_router(reporting_router(live, detector, engine, desk, history, identify))
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -7,7 +7,7 @@ instance reads it from the topic too, so every desk shows it, and a restarted on
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Self
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -27,11 +27,9 @@ from reporting.actions import DeskLog
 from reporting.live import LiveTotals
 from reporting.lookup import session_view
 from servicekit.kafka import KAFKA_ERRORS
-from servicekit.logins import LoginGuard
+from servicekit.logins import Logins
 
-TOKEN_COOKIE = "desk_token"
-# A working day and its evening: the desk logs in once before the broadcast.
-COOKIE_SECONDS = int(timedelta(hours=14).total_seconds())
+TOKEN_COOKIE = "desk_token"  # the login's (servicekit.logins)
 
 Record = Callable[[DeskAction], Awaitable[None]]
 Identify = Callable[[Request], Awaitable[Caller]]
@@ -101,7 +99,7 @@ def desk_router(
     desk: DeskLog,
     record: Record,
     identify: Identify,
-    guard: LoginGuard,
+    logins: Logins,
 ) -> APIRouter:
     router = APIRouter(
         prefix="/v1",
@@ -116,29 +114,17 @@ def desk_router(
         responses={429: {"description": "too many failed logins from this address"}},
     )
     async def login(body: Login, request: Request, response: Response) -> Me:
-        address = request.client.host if request.client else "unknown"
-        if guard.blocked(address):
-            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins")
-        try:
-            caller = accounts.identify(body.token, None)
-        except Refused:
-            guard.failed(address)
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "not the token of a live account"
-            ) from None
-        response.set_cookie(
-            TOKEN_COOKIE,
-            body.token,
-            max_age=COOKIE_SECONDS,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
-        return Me.of(caller)
+        def holder(token: str) -> Caller | None:
+            try:
+                return accounts.identify(token, None)
+            except Refused:
+                return None
+
+        return Me.of(logins.admit(request, response, body.token, holder))
 
     @router.post("/logout", summary="Forget the login's cookie", status_code=204)
     async def logout(response: Response) -> None:
-        response.delete_cookie(TOKEN_COOKIE, httponly=True, samesite="strict")
+        logins.forget(response)
 
     @router.get("/me", summary="Who is asking, and what they may do")
     async def me(asking: Asking) -> Me:

@@ -5,9 +5,9 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from registration.api import accounts, courses, imports, points, sessions, sheets
-from registration.api.access import Refused, authorised, translate_errors
+from registration.api.access import TOKEN_COOKIE, Refused, authorised, translate_errors
 from registration.config import POINT_PAGE
-from servicekit.logins import LoginGuard
+from servicekit.logins import Logins
 
 
 def install(
@@ -18,7 +18,7 @@ def install(
     app.state.engine = engine
     app.state.operator_token = operator_token
     app.state.point_page = point_page
-    app.state.login_guard = LoginGuard()
+    app.state.logins = Logins(TOKEN_COOKIE)
     translate_errors(app)
     app.include_router(registry_router())
     app.include_router(accounts.router)

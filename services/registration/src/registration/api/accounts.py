@@ -1,25 +1,21 @@
 """The desk's accounts: issued, listed, rotated and revoked by an administrator; and who am I."""
 
-from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, Field
 
 from contracts.accounts import Role
 from registration import accounts
 from registration.accounts import AccountCreate, AccountPublic, IssuedAccount
 from registration.api.access import (
-    TOKEN_COOKIE,
     Authenticated,
     Db,
     Refused,
     holder_of,
     managing_accounts,
 )
-from servicekit.logins import LoginGuard
-
-LOGIN_LASTS = timedelta(hours=14)  # a day of preparing a course, not a week
+from servicekit.logins import Logins
 
 REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no token"},
@@ -54,28 +50,16 @@ class Login(BaseModel):
     responses={429: {"description": "too many failed logins from this address"}},
 )
 def login(body: Login, request: Request, response: Response, db: Db) -> Me:
-    guard: LoginGuard = request.app.state.login_guard
-    address = request.client.host if request.client else "unknown"
-    if guard.blocked(address):
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins")
-    caller = holder_of(request, db, body.token)
-    if caller is None:
-        guard.failed(address)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not a token of a live account")
-    response.set_cookie(
-        TOKEN_COOKIE,
-        body.token,
-        max_age=int(LOGIN_LASTS.total_seconds()),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
+    logins: Logins = request.app.state.logins
+    caller = logins.admit(
+        request, response, body.token, lambda token: holder_of(request, db, token)
     )
     return Me(name=caller.name, role=caller.role, provinces=sorted(caller.provinces))
 
 
 @router.post("/logout", summary="Forget the login's cookie", status_code=204)
-def logout(response: Response) -> None:
-    response.delete_cookie(TOKEN_COOKIE, httponly=True, samesite="strict")
+def logout(request: Request, response: Response) -> None:
+    request.app.state.logins.forget(response)
 
 
 @router.get("/me", summary="The account the token belongs to")
