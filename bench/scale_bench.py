@@ -243,6 +243,7 @@ def _report(
     span = last.at - first.at
     accepted_rate = (last.accepted - first.accepted) / span if span else 0.0
     drain_rate = (last.committed - first.committed) / span if span else 0.0
+    drained_count = last.committed - first.committed
     table = Table(
         f"scale: {points:,} points every {interval:g} s through the relay batch route,"
         f" {samples[-1].at / 60:.1f} min, {ingesters} ingest + {processors} processor instances",
@@ -260,9 +261,19 @@ def _report(
     table.notes += [
         f"lag (heartbeats in Kafka not yet committed by the processors): median {med(lags):,.0f},"
         f" max {max(lags):,}, at the end {lags[-1]:,}",
+        "lag, the most of each minute: "
+        + ", ".join(
+            f"{max(s.produced - s.committed for s in samples if int(s.at // 60) == minute):,}"
+            for minute in sorted({int(s.at // 60) for s in samples})
+        ),
         f"heartbeats offered {last.offered:,}, accepted {last.accepted:,}",
         f"cores busy over the steady window (the machine has {os.cpu_count()}): "
         + ", ".join(f"{name} {(last.cpu[name] - first.cpu[name]) / span:.2f}" for name in last.cpu),
+        "CPU per heartbeat drained over the steady window: "
+        + ", ".join(
+            f"{name} {_per_beat(last.cpu[name] - first.cpu[name], drained_count):.1f} µs"
+            for name in last.cpu
+        ),
     ]
     table.show()
     bounded = lags[-1] <= max(2 * offered_rate * interval, med(lags) * 1.5)
@@ -280,6 +291,11 @@ def _report(
             drain_rate >= 0.98 * offered_rate and bounded,
         )
     )
+
+
+def _per_beat(cpu_seconds: float, heartbeats: int) -> float:
+    """Microseconds of CPU per heartbeat."""
+    return cpu_seconds / heartbeats * 1e6 if heartbeats else float("nan")
 
 
 if __name__ == "__main__":

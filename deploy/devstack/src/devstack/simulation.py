@@ -7,6 +7,7 @@ per province, which is how thousands of points fit through one ingest process.
 
 import asyncio
 import heapq
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -113,8 +114,13 @@ class SimulatedCourse:
             )
             beats = []
             while due and due[0][0] <= elapsed:
-                _, code = heapq.heappop(due)
-                heapq.heappush(due, (elapsed + self.course.options.heartbeat_interval_s, code))
+                # Next due a whole number of intervals after this one was due, not an interval
+                # after the tick that found it: a room keeps its cadence and its phase however
+                # late the loop wakes, and rooms never bunch into one burst.
+                at, code = heapq.heappop(due)
+                interval = self.course.options.heartbeat_interval_s
+                missed = math.floor((elapsed - at) / interval)
+                heapq.heappush(due, (at + interval * (missed + 1), code))
                 if self._heard(code, script, elapsed):
                     beats.append(self._beat(code, script.points[code], elapsed))
             self.scene.silent_rooms = sum(
