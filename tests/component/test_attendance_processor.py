@@ -184,8 +184,9 @@ class Log:
 
 
 def processor(
-    kafka: FakeKafka, metrics: ProcessorMetrics | None = None
+    kafka: FakeKafka, metrics: ProcessorMetrics | None = None, *, checkpoint_seconds: float = 0.0
 ) -> tuple[Processor, FakePartitions]:
+    """A processor committing at every chance, each commit a checkpoint unless told."""
     partitions = FakePartitions(kafka)
     made = Processor(
         partitions=partitions,
@@ -193,7 +194,9 @@ def processor(
         liveness_of=lambda _: LIVENESS,
         expected_of=lambda _: 0,
         rules=QualityRules(),
-        timing=Timing(commit_seconds=0.0, idle_commit_seconds=0.0),
+        timing=Timing(
+            commit_seconds=0.0, idle_commit_seconds=0.0, checkpoint_seconds=checkpoint_seconds
+        ),
         group="g",
         metrics=metrics,
     )
@@ -271,7 +274,70 @@ async def test_a_commit_carries_the_decisions_the_clock_and_the_offset(log: Log)
     assert states(kafka, "A") == ["connected"]
     assert states(kafka, "B") == ["connected", "late"]  # both, though in one commit
     assert decode(MonitorClock, held.clocks[-1]).judged_until == moment(START + 4.0)
-    assert json.loads(held.metadata)["now"] == START + 4.0
+    assert json.loads(held.metadata) == {
+        "replay_from": len(log.records),
+        "clock": json.loads(held.metadata)["clock"] | {"now": START + 4.0},
+    }
+
+
+def course_log() -> Log:
+    """Three points over 40 s: A steady, B silent from 5 s (late, then disconnected) and back
+    at 30 s, C leaving at 20 s."""
+    log = Log()
+    for second in range(40):
+        at = START + second
+        log.beat("A", second + 1, at, learners=10 + second % 3)
+        if second < 5 or second >= 30:
+            log.beat("B", second + 1, at + 0.1)
+        if second <= 20:
+            log.beat("C", second + 1, at + 0.2, learners=20)
+        log.marks(at + 0.25, at + 1.0)
+    return log
+
+
+async def test_a_partition_taken_between_checkpoints_replays_to_the_same_decisions() -> None:
+    """The first owner checkpoints once, commits twice more, and is fenced; the next replays
+    from the checkpoint without writing those statuses again. What is committed, status for
+    status, and the tracks checkpointed at the end, are those of one owner committing at the
+    same offsets."""
+    log = course_log()
+    cuts = [len(log.records) // 4, len(log.records) // 2, 3 * len(log.records) // 4]
+    alone, taken_over = FakeKafka(), FakeKafka()
+    first, _ = processor(taken_over, checkpoint_seconds=3600)
+    only, _ = processor(alone)
+    consumers = [FakeConsumer({0: log.records[: cuts[0]]}) for _ in range(2)]
+    for made, consumer in zip((first, only), consumers, strict=True):
+        await take(made, consumer)
+        for cut in cuts:
+            consumer.log[0] = log.records[:cut]
+            await feed(made, consumer)  # the first owner's first commit checkpoints
+    assert json.loads(taken_over.held(0).metadata)["replay_from"] == cuts[0]
+    assert taken_over.held(0).offset == cuts[-1]
+    successor, _ = processor(taken_over)
+    consumer = FakeConsumer({0: log.records})
+    await take(successor, consumer)
+    assert consumer.positions[0] == cuts[0]
+    await feed(successor, consumer)
+    consumers[1].log[0] = log.records
+    await feed(only, consumers[1])
+    assert taken_over.held(0).statuses == alone.held(0).statuses
+    for point in "ABC":
+        assert track(taken_over, point) == track(alone, point)
+    assert states(alone, "B") == ["connected", "late", "disconnected", "connected"]
+    assert taken_over.held(0).offset == len(log.records)
+
+
+async def test_a_partition_committed_before_checkpoints_resumes_at_its_offset(log: Log) -> None:
+    kafka = await decided(log)
+    held = kafka.held(0)
+    held.metadata = json.dumps(json.loads(held.metadata)["clock"])  # as it was written then
+    log.beat("B", 2, START + 4.1)
+    made, _ = processor(kafka)
+    consumer = FakeConsumer({0: log.records})
+    await take(made, consumer)
+    assert consumer.positions[0] == held.offset
+    await feed(made, consumer)
+    assert states(kafka, "B") == ["connected", "late", "connected"]
 
 
 @pytest.mark.parametrize(

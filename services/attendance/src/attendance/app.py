@@ -101,6 +101,7 @@ processor = Processor(
     rules=QualityRules(),
     timing=Timing(
         commit_seconds=settings.commit_seconds,
+        checkpoint_seconds=settings.checkpoint_seconds,
         outage_after=settings.outage_after_seconds,
         gone_after=settings.ingest_gone_after_seconds,
         stale_after=settings.publish_timeout_seconds,

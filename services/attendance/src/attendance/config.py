@@ -19,6 +19,9 @@ class Settings(ServiceSettings):
     # How often the processor commits a partition's decisions with its offset (one Kafka
     # transaction each): what a reader waits at most, beyond the work itself.
     commit_seconds: float = Field(0.25, gt=0)
+    # How often a commit also checkpoints the tracks changed since the last (to the changelog):
+    # a partition taken over replays at most this much of heartbeats.
+    checkpoint_seconds: float = Field(10.0, ge=0)
     # The ingest accepting nothing for longer than this is the monitor's outage, not the
     # points' silence (a few watermarks missed).
     outage_after_seconds: float = Field(1.0, gt=0)
@@ -30,7 +33,9 @@ class Settings(ServiceSettings):
     # one batch write one changelog record. Caught up, batches are as small as what arrived.
     max_batch: int = 20_000
     database_url: str = "sqlite:///attendance.db"
-    records_flush_seconds: float = 2.0
+    # How often the attendance records of the tracks changed since are written: each point's
+    # row once per flush at most (a point beats twice in 10 s), and always at a stop.
+    records_flush_seconds: float = 10.0
     # Longest a heartbeat request waits for Kafka before answering 503.
     publish_timeout_seconds: float = 5.0
     # Heartbeats each point may send: a burst, then a steady rate. A point beats every 5 s by

@@ -7,12 +7,18 @@ The story of a partition:
    committed offset and clock are read, its tracks are restored from the changelog, and the
    consumer is set back to that offset.
 2. Its records are decided in memory (`attendance.tracker`) into a table of pending changes.
-3. Every `commit_seconds`, the pending changes, the next offset and the clock go out in one
+3. Every `commit_seconds`, the statuses decided, the next offset and the clock go out in one
    transaction. A reader (`read_committed`) sees all of it or none of it.
-4. A failed transaction drops the partition's state and takes it again as in 1: its records
-   are read once more and, since decisions depend only on the records, decided the same way.
-   Fenced (another instance holds it), it is dropped.
-5. Revoked: what is decided is committed if it still can be, and the partition is let go.
+4. Every `checkpoint_seconds`, that transaction also carries a checkpoint: the tracks changed
+   since the last one, to the changelog, and the offset and clock they stand at, in the
+   committed metadata. Taken again, a partition restores the checkpoint and replays the
+   records from its offset to the committed one without writing what they decide a second
+   time (it was committed): their decisions depend only on the records, so they come out the
+   same. A point beating every 5 s is written to the changelog once per checkpoint rather than
+   once per heartbeat, as Flink recovers a job from its last checkpoint.
+5. A failed transaction drops the partition's state and takes it again as in 1; fenced
+   (another instance holds it), it is dropped.
+6. Revoked: what is decided is committed if it still can be, and the partition is let go.
 """
 
 import asyncio
@@ -57,6 +63,8 @@ class Timing:
 
     commit_seconds: float = 0.25
     idle_commit_seconds: float = 1.0
+    # How often a commit carries a checkpoint: what a partition taken again replays at most.
+    checkpoint_seconds: float = 10.0
     outage_after: float = 1.0
     gone_after: float = 10.0
     # A heartbeat that reached Kafka this long after it was received was answered 503 (the
@@ -107,8 +115,15 @@ class Owned:
     writer: Writer
     position: int | None  # the next offset to process (None: from the topic's beginning)
     committed: int | None
+    # The last checkpoint, as committed metadata; and below which offset the records are
+    # replayed from it, their decisions already committed (None: not replaying).
+    checkpoint: str = ""
+    replay_until: int | None = None
     pending: Pending = field(default_factory=Pending)
+    # Tracks changed since the checkpoint, for the next one to write.
+    dirty: set[TrackKey] = field(default_factory=set)
     last_commit: float = 0.0  # time.monotonic()
+    last_checkpoint: float = 0.0
     clock_sent: float | None = None
 
 
@@ -203,7 +218,35 @@ class Processor:
                 # Fetched before the consumer was set back: never leave a hole.
                 await self._seek(partition, owned.position)
                 return
-        tracker, pending = owned.tracker, owned.pending
+        until = owned.replay_until
+        if until is not None:
+            replayed = [r for r in records if r.offset < until]
+            records = records[len(replayed) :]
+            if replayed:
+                # Decided again as they were before, nothing of it written again but the tracks.
+                scratch = Pending()
+                await self._decide(owned.tracker, replayed, scratch, replaying=True)
+                owned.dirty.update(scratch.latest)
+                owned.position = replayed[-1].offset + 1
+                self._changed((k, c.track) for k, c in scratch.latest.items())
+            if owned.position is not None and owned.position >= until:
+                owned.replay_until = None
+                log.info("partition %s replayed from its checkpoint to offset %d", partition, until)
+        if records:
+            beats, newest = await self._decide(owned.tracker, records, owned.pending)
+            owned.position = records[-1].offset + 1
+            self._observe(beats, newest)
+
+    async def _decide(
+        self,
+        tracker: Tracker,
+        records: Sequence[Record],
+        pending: Pending,
+        *,
+        replaying: bool = False,
+    ) -> tuple[int, float]:
+        """Decide on records into `pending`; the heartbeats taken and the newest one's time.
+        Replaying, what was parked and counted the first time is not again."""
         newest, beats = 0.0, 0
         for record in records:
             key, stored_at = record.key, _stored_at(record)
@@ -211,7 +254,8 @@ class Processor:
                 try:
                     ingest, at, final = watermark_of(record.value)
                 except ContractError as error:
-                    await self._dead_letters.park(record, error)
+                    if not replaying:
+                        await self._dead_letters.park(record, error)
                     continue
                 # Written that late, it proves no accepting: the heartbeats handed over with it
                 # were answered 503. Taken, it would fill the gap that excuses the outage.
@@ -221,12 +265,14 @@ class Processor:
             try:
                 track_key, beat = heartbeat_of(record.value, stored_at)
             except ContractError as error:
-                await self._dead_letters.park(record, error)
+                if not replaying:
+                    await self._dead_letters.park(record, error)
                 continue
             if self._stale(stored_at, beat.received_at):
                 # Answered 503 at the timeout: not taken, yet its room spoke and then waited
                 # for that answer.
-                self._count_stale()
+                if not replaying:
+                    self._count_stale()
                 until = beat.received_at + self._timing.stale_after
                 tracker.on_refused(track_key, until, pending)
                 continue
@@ -234,10 +280,9 @@ class Processor:
             newest = max(newest, beat.received_at)
             flags_before = tracker.track(*track_key).flags
             change = tracker.on_beat(track_key, beat, pending)
-            if change is not None and change.track.flags is not flags_before:
+            if not replaying and change is not None and change.track.flags is not flags_before:
                 self._count_new_flags(change.track.flags - flags_before)
-        owned.position = records[-1].offset + 1
-        self._observe(beats, newest)
+        return beats, newest
 
     async def commit_due(self, *, force: bool = False) -> None:
         """Commit every partition whose changes (or, less often, bare progress) are due."""
@@ -247,6 +292,8 @@ class Processor:
             await asyncio.gather(*(self._commit_or_recover(p) for p in due))
 
     def _is_due(self, owned: Owned, now: float) -> bool:
+        if owned.replay_until is not None:
+            return False  # behind what is committed: nothing to commit yet
         if owned.position is None or (owned.position == owned.committed and not owned.pending):
             return False
         wait = self._timing.commit_seconds if owned.pending else self._timing.idle_commit_seconds
@@ -268,20 +315,32 @@ class Processor:
 
     async def _commit(self, partition: int) -> None:
         owned = self._owned[partition]
-        if owned.position is None:
+        if owned.position is None or owned.replay_until is not None:
             return
-        pending, clock = owned.pending, owned.tracker.clock
-        latest = pending.latest
+        pending, tracker = owned.pending, owned.tracker
+        clock, latest = tracker.clock, pending.latest
         out = Outgoing(
-            changelog=[(status_key(*k), snapshot(*k, c.track)) for k, c in latest.items()],
             statuses=[(status_key(*k), status(*k, t)) for k, t in pending.passed]
             + [(status_key(*k), status(*k, c.track)) for k, c in latest.items() if c.visible],
         )
+        owned.dirty.update(latest)
+        now = time.monotonic()
+        # With nothing changed since, a checkpoint costs nothing: the replay gets shorter.
+        checkpointing = (
+            not owned.dirty or now - owned.last_checkpoint >= self._timing.checkpoint_seconds
+        )
+        metadata = owned.checkpoint
+        if checkpointing:
+            tracks = tracker.tracks()
+            out.changelog = [(status_key(*k), snapshot(*k, tracks[k])) for k in owned.dirty]
+            metadata = _checkpoint(owned.position, clock.saved())
         if clock.now is not None and clock.now != owned.clock_sent:
             out.clock = (clock_key(partition), monitor_clock(partition, clock.now))
-        await owned.writer.commit(out, owned.position, json.dumps(clock.saved()))
+        await owned.writer.commit(out, owned.position, metadata)
         owned.committed, owned.clock_sent = owned.position, clock.now
-        owned.pending, owned.last_commit = Pending(), time.monotonic()
+        owned.pending, owned.last_commit = Pending(), now
+        if checkpointing:
+            owned.checkpoint, owned.dirty, owned.last_checkpoint = metadata, set(), now
         self._count_transaction("committed")
         if latest:
             self._changed((k, c.track) for k, c in latest.items())
@@ -348,12 +407,20 @@ class Processor:
             raise
         for partition in partitions:
             offset, metadata = committed.get(partition, (None, ""))
-            tracker = self._tracker(_saved_clock(metadata))
+            replay_from, clock = _checkpointed(metadata, offset)
+            tracker = self._tracker(clock)
             tracks = restored.get(partition, {})
             for key, track in tracks.items():
                 tracker.restore(key, track)
-            self._owned[partition] = Owned(tracker, writers[partition], offset, offset)
-            await self._seek(partition, offset)
+            self._owned[partition] = Owned(
+                tracker,
+                writers[partition],
+                position=replay_from,
+                committed=offset,
+                checkpoint=_checkpoint(replay_from, clock) if replay_from is not None else "",
+                replay_until=offset if replay_from != offset else None,
+            )
+            await self._seek(partition, replay_from)
             # Written again, so the attendance records are whole even if the database was
             # down when the previous owner held them.
             self._changed(tracks.items())
@@ -424,12 +491,28 @@ class Processor:
             self._metrics.lag_seconds.set(max(0.0, time.time() - newest))
 
 
-def _saved_clock(metadata: str) -> dict[str, object] | None:
+def _checkpoint(offset: int, clock: dict[str, object] | None) -> str:
+    """The committed metadata of a checkpoint: where its replay starts, and the clock there."""
+    return json.dumps({"replay_from": offset, "clock": clock})
+
+
+def _checkpointed(
+    metadata: str, committed: int | None
+) -> tuple[int | None, dict[str, object] | None]:
+    """The offset to replay from and the clock there, from the committed metadata. Metadata
+    of before checkpoints was the clock at the committed offset: nothing to replay."""
     try:
         saved = json.loads(metadata) if metadata else None
     except ValueError:
-        return None
-    return saved if isinstance(saved, dict) else None
+        return committed, None
+    if not isinstance(saved, dict):
+        return committed, None
+    if "replay_from" not in saved:
+        return committed, saved
+    replay_from, clock = saved["replay_from"], saved.get("clock")
+    if committed is None or not isinstance(replay_from, int) or not 0 <= replay_from <= committed:
+        return committed, None
+    return replay_from, clock if isinstance(clock, dict) else None
 
 
 def _retrying() -> AsyncRetrying:
