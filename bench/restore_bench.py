@@ -43,13 +43,12 @@ from attendance.encoding import snapshot
 from attendance.restore import read_changelog
 from contracts.events import PointState
 from contracts.topics import STATE_CHANGELOG, point_key, status_key
-from servicekit.kafka import DEFAULT_PARTITIONER
+from servicekit.kafka import key_partition
 
 
 def partition_of(point_code: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives the point's key (murmur2)."""
-    every = list(range(partitions))
-    return int(DEFAULT_PARTITIONER(point_key(point_code), every, every))
+    return key_partition(point_key(point_code), partitions)
 
 
 def realistic_track(rng: random.Random, now: float) -> Track:

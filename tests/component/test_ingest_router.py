@@ -313,3 +313,56 @@ def test_every_request_lets_its_stamp_go_however_it_ends(ingest: Ingest) -> None
     assert answers == [202, 403, 401, 422, 202, 202, 429, 202, 503, 503, 500]
     later = time.time() + 60
     assert ingest.stamps.tick(later) == later
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "as sent": {},
+    "no session": {"session_code": None},
+    "a count as text": {"learners": "12"},
+    "a moment as a number": {"sent_at": 1_800_000_000},
+    "a link": {"link": {"rtt_ms": 20, "packet_loss_pct": 0.5}},
+    "a link with a newer field": {"link": {"rtt_ms": 20, "jitter_ms": 3}},
+    "leaving as text": {"leaving": "true"},
+    "negative learners": {"learners": -3},
+    "a million learners and one": {"learners": 1_000_001},
+    "negative seq": {"seq": -1},
+    "an unknown field": {"colour": "red"},
+    "a zone-less time": {"sent_at": "2026-11-23T08:00:00"},
+    "a code out of pattern": {"point_code": "P1; drop"},
+    "a session code out of pattern": {"session_code": "S 1"},
+    "negative rtt": {"link": {"rtt_ms": -1}},
+    "no learners": {"learners": None},
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_batch_route_reads_a_heartbeat_as_the_single_route_does(
+    ingest: Ingest, variant: str
+) -> None:
+    """The batch route decodes with msgspec, the single route with pydantic: the same item
+    is valid on both or on neither."""
+    item = body("GW") | VARIANTS[variant]
+    item = {k: v for k, v in item.items() if v is not None or k == "session_code"}
+    single = ingest.client.post(HEARTBEAT_PATH, json=item, headers=bearer("GW"))
+    batch = ingest.client.post(BATCH_PATH, json={"heartbeats": [item]}, headers=bearer("GW"))
+    assert (single.status_code == 422) == (batch.status_code == 422), (single.text, batch.text)
+    if batch.status_code == 422:
+        assert batch.json()["detail"][0]["loc"][0] == "body"
+    else:
+        assert batch.status_code == 202
+
+
+def test_the_batch_route_documents_the_body_it_reads() -> None:
+    app = FastAPI()
+    app.include_router(
+        ingest_router(RegistryTable(), None, Settings(), CollectorRegistry(), None, Stamps(0))  # type: ignore[arg-type]
+    )
+    document = app.openapi()
+    operation = document["paths"][BATCH_PATH]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["heartbeats"]["items"] == {
+        "$ref": "#/components/schemas/HeartbeatIn"
+    }
+    assert schema["properties"]["heartbeats"]["maxItems"] == 1000
+    assert "HeartbeatIn" in document["components"]["schemas"]
+    assert "422" in operation["responses"]

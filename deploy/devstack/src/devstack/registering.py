@@ -9,7 +9,7 @@ import httpx
 from contracts.topics import REGISTRY_POINTS
 from devstack.course import Course
 from registration.official import as_csv
-from servicekit.kafka import DEFAULT_PARTITIONER
+from servicekit.kafka import key_partition
 
 IMPORT_CHUNK = 1000
 PROBE_SESSION = "NO-SUCH-SESSION"
@@ -108,9 +108,7 @@ async def until_attendance_knows_points(
 
 def registry_partition(code: str) -> int:
     """The partition of `registry.points` that registration's producer writes the point to."""
-    every = list(range(REGISTRY_POINTS.partitions))
-    partition: int = DEFAULT_PARTITIONER(code.encode(), every, every)
-    return partition
+    return key_partition(code.encode(), REGISTRY_POINTS.partitions)
 
 
 async def _knows(attendance: httpx.AsyncClient, point: str, token: str, relays: bool) -> bool:

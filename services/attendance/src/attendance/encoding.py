@@ -109,9 +109,27 @@ def heartbeat_record(
 
 
 def snapshot(session_code: str, point_code: str, track: Track) -> bytes:
-    fields = track._asdict()
-    fields["flags"] = tuple(sorted(track.flags))
-    return encode_json(TrackSnapshot(session_code=session_code, point_code=point_code, **fields))
+    # Field by field rather than through `track._asdict()`: a dict a track was a third of this.
+    return encode_json(
+        TrackSnapshot(
+            session_code=session_code,
+            point_code=point_code,
+            state=track.state,
+            seq=track.seq,
+            learners=track.learners,
+            last_seen=track.last_seen,
+            since=track.since,
+            reconnects=track.reconnects,
+            first_seen=track.first_seen,
+            present_seconds=track.present_seconds,
+            learner_seconds=track.learner_seconds,
+            min_learners=track.min_learners,
+            max_learners=track.max_learners,
+            count_varied=track.count_varied,
+            flags=tuple(sorted(track.flags)) if track.flags else (),
+            silent_since=track.silent_since,
+        )
+    )
 
 
 def restored(data: bytes | None) -> tuple[tuple[str, str], Track]:

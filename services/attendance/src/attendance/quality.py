@@ -22,21 +22,22 @@ def flagged(before: Track, after: Track, expected: int, rules: QualityRules) -> 
     """`after` with the flags its latest heartbeat earns; a track without a heartbeat has none."""
     if after.first_seen is None or after is before:
         return after
-    flags = set()
-    if expected > 0 and after.learners > rules.over_capacity_ratio * expected:
-        flags.add(OVER_CAPACITY)
-    if (
+    over = expected > 0 and after.learners > rules.over_capacity_ratio * expected
+    jump = (
         expected > 0
         and before.first_seen is not None
         and abs(after.learners - before.learners) > rules.jump_ratio * expected
-    ):
-        flags.add(JUMP)
-    if (
+    )
+    frozen = (
         not after.count_varied
         and after.last_seen is not None
         and after.last_seen - after.first_seen >= rules.frozen_after_seconds
-    ):
-        flags.add(FROZEN)
+    )
+    if not (over or jump or frozen or after.flags):
+        return after  # the usual case, once per heartbeat: no set made
+    flags = {
+        flag for flag, holds in ((OVER_CAPACITY, over), (JUMP, jump), (FROZEN, frozen)) if holds
+    }
     if flags == after.flags:
-        return after  # the usual case: no new object for flags that did not change
+        return after  # no new object for flags that did not change
     return after._replace(flags=frozenset(flags))
