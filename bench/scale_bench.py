@@ -20,7 +20,10 @@ processors, the broker.
 
 import asyncio
 import contextlib
+import itertools
+import math
 import os
+import random
 import tempfile
 import time
 from dataclasses import dataclass
@@ -45,7 +48,9 @@ from harness import (
     step,
 )
 
-from contracts.topics import HEARTBEATS
+from contracts.codec import decode
+from contracts.events import PointStatus
+from contracts.topics import HEARTBEATS, POINT_STATUS
 from devstack.course import CourseOptions, course_of
 from devstack.registering import (
     create_course_and_sessions,
@@ -54,6 +59,7 @@ from devstack.registering import (
     until_attendance_knows,
 )
 from devstack.services import ServiceProcess, start_in, wait_healthy
+from devstack.silences import Silences, false_transitions
 from devstack.simulate import DEV_OPERATOR_TOKEN
 from devstack.simulation import SimulatedCourse
 
@@ -69,6 +75,24 @@ class Sample:
     produced: int  # end offsets of attendance.heartbeats
     committed: int  # the processors' committed offsets
     cpu: dict[str, float]  # CPU seconds so far of each part, and of the whole machine
+
+
+# The probe's learner counts: above any room's, each used once.
+PROBE_LEARNERS = 500_000
+PROBE_SEQ = 1_000_000_000  # above the simulation's: its heartbeats of the probe are old news
+PROBE_EVERY_S = 2.0
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Points shown late or disconnected while their rooms kept sending (judged by the load's
+    own requests, `devstack.silences`), out of all shown so."""
+
+    shown_silent: int
+    false: dict[str, list[str]]
+    silences: dict[str, float]
+    freshness: list[float]  # 202 of a probe change -> reporting shows it, seconds
+    unseen: int  # probe changes reporting did not show within 10 s
 
 
 class Offsets:
@@ -111,6 +135,7 @@ def main(
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, kafka(Path(tmp)) as broker:
         started = [
             start_in("registration", bootstrap=broker.bootstrap, data_dir=Path(tmp)),
+            start_in("reporting", bootstrap=broker.bootstrap, data_dir=Path(tmp)),
             *(
                 start_in(
                     "attendance",
@@ -130,11 +155,14 @@ def main(
                 for n in range(processors)
             ),
         ]
+        registration, reporting = started[:2]
+        ingest = started[2 : 2 + ingesters]
         parts = {
             "load generator": [os.getpid()],
-            "ingest": [s.process.pid for s in started[1 : 1 + ingesters]],
-            "processors": [s.process.pid for s in started[1 + ingesters :]],
+            "ingest": [s.process.pid for s in ingest],
+            "processors": [s.process.pid for s in started[2 + ingesters :]],
             "broker": [broker.pid],
+            "reporting": [reporting.process.pid],
         }
         try:
             for service in started:
@@ -147,33 +175,30 @@ def main(
                 never_join_share=0.0,
                 outage_after_s=1e9,
             )
-            samples = asyncio.run(
+            samples, truth = asyncio.run(
                 _load(
-                    broker.bootstrap,
-                    started[0],
-                    started[1 : 1 + ingesters],
-                    options,
-                    minutes * 60,
-                    parts,
+                    broker.bootstrap, registration, reporting, ingest, options, minutes * 60, parts
                 )
             )
         finally:
             for service in reversed(started):
                 service.stop()
-    _report(samples, points, interval, processors, ingesters)
+    _report(samples, truth, points, interval, processors, ingesters)
 
 
 async def _load(
     bootstrap: str,
     registration: ServiceProcess,
+    reporting: ServiceProcess,
     ingest: list[ServiceProcess],
     options: CourseOptions,
     seconds: float,
     parts: dict[str, list[int]],
-) -> list[Sample]:
+) -> tuple[list[Sample], Truth]:
     course = course_of(options, datetime.now(UTC))
     async with (
         httpx.AsyncClient(base_url=registration.url, timeout=120) as reg,
+        httpx.AsyncClient(base_url=reporting.url, timeout=30) as looking,
         httpx.AsyncClient(
             base_url=ingest[0].url,
             timeout=30,
@@ -186,14 +211,102 @@ async def _load(
         await designate_gateways(reg, course, DEV_OPERATOR_TOKEN, lambda _: None)
         await until_attendance_knows(attendance, course, tokens, patience=300)
         step(f"scale: {options.points:,} points every {options.heartbeat_interval_s:g} s")
-        simulation = SimulatedCourse(course, tokens, attendance, all_relayed=True)
+        silences = Silences(options.heartbeat_interval_s)
+        simulation = SimulatedCourse(
+            course, tokens, attendance, all_relayed=True, silences=silences
+        )
+        session_code = course.sessions[0].plan.code
         on_air = asyncio.create_task(simulation.run_session(course.sessions[0]))
+        probe_code = course.rows[-1]["code"]
+        freshness: list[float] = []
+        unseen: list[int] = []
+        probing = asyncio.create_task(
+            _probe(
+                attendance, looking, session_code, probe_code, tokens[probe_code], freshness, unseen
+            )
+        )
         samples = await _sample(bootstrap, simulation, seconds, parts)
-        on_air.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await on_air
+        for task in (probing, on_air):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await simulation.settled()
-    return samples
+        step("scale: reading the statuses shown")
+        history = await _silent_statuses(bootstrap)
+    shown = sum(len(statuses) for statuses in history.values())
+    return samples, Truth(
+        shown, false_transitions(history, silences), silences.counts(), freshness, len(unseen)
+    )
+
+
+async def _probe(
+    attendance: httpx.AsyncClient,
+    reporting: httpx.AsyncClient,
+    session_code: str,
+    code: str,
+    token: str,
+    freshness: list[float],
+    unseen: list[int],
+) -> None:
+    """Freshness under the load: one point of the course sends, for itself, a learner count
+    never used before about every 2 s; from its 202 until reporting's view of the point (the
+    state its totals are summed from, polled every 20 ms) shows it. Its heartbeats carry
+    larger sequence numbers than the simulation's, so only the probe's move its track."""
+    await asyncio.sleep(60)  # the rooms joining first
+    path = f"/v1/sessions/{session_code}/points/{code}"
+    for k in itertools.count(1):
+        tick = time.monotonic()
+        learners = PROBE_LEARNERS + k
+        answer = await attendance.post(
+            "/v1/heartbeats",
+            json={
+                "point_code": code,
+                "session_code": session_code,
+                "seq": PROBE_SEQ + k,
+                "sent_at": datetime.now(UTC).isoformat(),
+                "learners": learners,
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        accepted = time.monotonic()
+        if answer.status_code != 202:
+            raise RuntimeError(f"probe heartbeat: {answer.status_code} {answer.text[:200]}")
+        while (waited := time.monotonic() - accepted) < 10:
+            view = await reporting.get(path)
+            if view.status_code == 200 and view.json()["learners"] == learners:
+                freshness.append(time.monotonic() - accepted)
+                break
+            await asyncio.sleep(0.02)
+        if waited >= 10:
+            unseen.append(k)
+        # Jittered: a fixed period would lock on to the phase of the processors' commits.
+        await asyncio.sleep(max(0.0, tick + random.uniform(1.5, 2.5) - time.monotonic()))
+
+
+async def _silent_statuses(bootstrap: str) -> dict[str, list[PointStatus]]:
+    """Every late or disconnected status on `attendance.point-status`, by point (the others
+    are skipped undecoded: millions of learner counts)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
+    await consumer.start()
+    history: dict[str, list[PointStatus]] = {}
+    try:
+        partitions = [TopicPartition(POINT_STATUS.name, p) for p in range(POINT_STATUS.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=50_000)
+            for records in batches.values():
+                for record in records:
+                    value = record.value or b""
+                    if b'"late"' in value or b'"disconnected"' in value:
+                        status = decode(PointStatus, value)
+                        history.setdefault(status.point_code, []).append(status)
+    finally:
+        await consumer.stop()
+    return history
 
 
 def _cpu(parts: dict[str, list[int]]) -> dict[str, float]:
@@ -230,7 +343,12 @@ async def _sample(
 
 
 def _report(
-    samples: list[Sample], points: int, interval: float, processors: int, ingesters: int
+    samples: list[Sample],
+    truth: Truth,
+    points: int,
+    interval: float,
+    processors: int,
+    ingesters: int,
 ) -> None:
     offered_rate = points / interval
     # The first minute is the rooms joining; rates are taken over the rest.
@@ -267,6 +385,14 @@ def _report(
             for minute in sorted({int(s.at // 60) for s in samples})
         ),
         f"heartbeats offered {last.offered:,}, accepted {last.accepted:,}",
+        f"freshness (a probe point's 202 -> reporting shows it, {len(truth.freshness)} changes):"
+        f" p50 {_quantile(truth.freshness, 0.5):.2f} s,"
+        f" p99 {_quantile(truth.freshness, 0.99):.2f} s,"
+        f" max {max(truth.freshness, default=math.nan):.2f} s; not shown within 10 s:"
+        f" {truth.unseen}",
+        f"statuses late or disconnected: {truth.shown_silent:,}, of points whose rooms kept"
+        f" sending all through the silence claimed (false transitions): {len(truth.false):,}"
+        f" {sorted(truth.false.items())[:3]}; the load's silences: {truth.silences}",
         f"cores busy over the steady window (the machine has {os.cpu_count()}): "
         + ", ".join(f"{name} {(last.cpu[name] - first.cpu[name]) / span:.2f}" for name in last.cpu),
         "CPU per heartbeat drained over the steady window: "
@@ -287,10 +413,51 @@ def _report(
             f" lag max {max(lags):,}, end {lags[-1]:,}",
             f"{offered_rate:,.0f}/s offered",
             f"{drain_rate / offered_rate:.2f} of the offered rate",
-            "drain >= offered, lag bounded",
-            drain_rate >= 0.98 * offered_rate and bounded,
+            "drain >= offered, lag bounded, no false transition",
+            drain_rate >= 0.98 * offered_rate and bounded and not truth.false,
         )
     )
+    p99 = _quantile(truth.freshness, 0.99)
+    record_figure(
+        Figure(
+            "B7",
+            f"scale, {points:,} points: freshness, a probe's 202 -> reporting shows it",
+            f"p99 {p99:.2f} s",
+            f"p50 {_quantile(truth.freshness, 0.5):.2f} s, max"
+            f" {max(truth.freshness, default=math.nan):.2f} s, {len(truth.freshness)} changes,"
+            f" {truth.unseen} unseen",
+            "—",
+            "—",
+            "p99 < 2 s",
+            p99 < 2 and truth.unseen == 0,
+        )
+    )
+    accepted_count = last.accepted - first.accepted
+    for part, per, target, before in (
+        ("processors", drained_count, 30.0, "about 60 µs on 2026-12-01"),
+        ("ingest (relay batch route)", accepted_count, 15.0, "about 34 µs on 2026-12-01"),
+    ):
+        name = part.split()[0]
+        micros = _per_beat(last.cpu[name] - first.cpu[name], per)
+        record_figure(
+            Figure(
+                "B7",
+                f"scale, {points:,} points: CPU of the {part} per heartbeat ({before})",
+                f"{micros:.1f} µs",
+                f"cores busy {(last.cpu[name] - first.cpu[name]) / span:.2f}",
+                "—",
+                "—",
+                f"<= {target:g} µs",
+                micros <= target,
+            )
+        )
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
 def _per_beat(cpu_seconds: float, heartbeats: int) -> float:

@@ -22,11 +22,11 @@ from contracts.events import PointState, PointStatus
 from contracts.topics import POINT_STATUS, status_key
 from devstack.kafka import Broker, default_cache_dir
 from devstack.services import ServiceProcess, start_in, stop_all, wait_healthy
+from devstack.silences import Silences, false_transitions
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course, send_heartbeat
 from servicekit.provision import ensure_topics
 from tests.e2e.helpers import eventually
 from tests.e2e.kafka_reading import records_of_keys
-from tests.fault.silences import Silences, false_transitions
 
 pytestmark = pytest.mark.e2e
 PLAN = CoursePlan(

@@ -25,10 +25,10 @@ import pytest
 from devstack.kafka import Broker, default_cache_dir
 from devstack.ports import free_port
 from devstack.services import GRACE_SECONDS, ServiceProcess, start_in, stop_all, wait_healthy
+from devstack.silences import Silences
 from devstack.simulate import CoursePlan, SimulatedPoint, register_course, send_heartbeat
 from servicekit.provision import ensure_topics
 from tests.e2e.helpers import eventually
-from tests.fault.silences import Silences
 
 # Liveness in seconds, so faults lasting a few seconds show as real silences.
 PLAN = CoursePlan(

@@ -15,7 +15,7 @@ data, a processor added or removed, latency, a cut or a black hole on one instan
 Each fault is followed by a settle period and a checkpoint: the processor group caught up, then
 its committed statuses and reporting's totals compared with the oracle (`tests.fault.oracle`,
 fed incrementally). Per fault it counts false transitions (judged against the load's own
-requests, `tests.fault.silences`), accepted heartbeats missing from Kafka, reconnects counted
+requests, `devstack.silences`), accepted heartbeats missing from Kafka, reconnects counted
 twice and what still differs from the oracle once settled; the figures go to
 test-artifacts/nemesis-<seed>.json/.md.
 """
@@ -49,6 +49,7 @@ from devstack.kafka import Broker, default_cache_dir
 from devstack.ports import free_ports
 from devstack.registering import PROBE_SESSION, bearer
 from devstack.services import ServiceError, wait_healthy
+from devstack.silences import Silences
 from devstack.simulate import (
     DEV_OPERATOR_TOKEN,
     CoursePlan,
@@ -79,7 +80,6 @@ from tests.fault.oracle import (
     served_totals,
     write_timelines,
 )
-from tests.fault.silences import Silences
 from tests.fault.toxiproxy import Toxiproxy
 
 POINTS = 1_000

@@ -30,8 +30,8 @@ from typing import Any
 
 import httpx
 
+from devstack.silences import Silences
 from devstack.simulate import SimulatedPoint
-from tests.fault.silences import Silences
 
 HEARTBEAT_PATH = "/v1/heartbeats"
 BATCH_PATH = "/v1/heartbeats/batch"

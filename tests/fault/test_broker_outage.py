@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from devstack.kafka import Broker, default_cache_dir
+from devstack.silences import false_transitions
 from devstack.simulate import DEV_OPERATOR_TOKEN
 from tests.conftest import Figures
 from tests.e2e.helpers import eventually
@@ -27,7 +28,6 @@ from tests.fault.oracle import (
     missing_from_topic,
     status_history,
 )
-from tests.fault.silences import false_transitions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_002

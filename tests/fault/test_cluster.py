@@ -14,6 +14,7 @@ import pytest
 
 from contracts.topics import HEARTBEATS
 from devstack.kafka import Cluster, default_cache_dir
+from devstack.silences import false_transitions
 from servicekit.provision import ensure_topics
 from tests.conftest import Figures
 from tests.e2e.helpers import eventually
@@ -24,7 +25,6 @@ from tests.fault.oracle import (
     missing_from_topic,
     status_history,
 )
-from tests.fault.silences import false_transitions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_012

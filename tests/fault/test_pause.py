@@ -11,6 +11,7 @@ import time
 import pytest
 
 from devstack.kafka import Broker
+from devstack.silences import false_transitions
 from tests.conftest import Figures
 from tests.e2e.helpers import eventually
 from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
@@ -20,7 +21,6 @@ from tests.fault.oracle import (
     missing_from_topic,
     status_history,
 )
-from tests.fault.silences import false_transitions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_004

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from devstack.kafka import Broker
+from devstack.silences import false_transitions
 from tests.conftest import Figures
 from tests.fault.fleet import UNDER_LOAD, Fleet, Load, fault_plan, flowing, register
 from tests.fault.oracle import (
@@ -20,7 +21,6 @@ from tests.fault.oracle import (
     read_end_offsets,
     status_history,
 )
-from tests.fault.silences import false_transitions
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault, UNDER_LOAD]
 SEED = 8_003

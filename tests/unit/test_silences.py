@@ -7,7 +7,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from contracts.events import PointState, PointStatus
-from tests.fault.silences import MISSED_BEAT, Silences, false_transitions
+from devstack.silences import MISSED_BEAT, Silences, false_transitions
 
 INTERVAL = 1.0
 T0 = 1_800_000_000.0  # a wall time

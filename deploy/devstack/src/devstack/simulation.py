@@ -9,6 +9,7 @@ import asyncio
 import heapq
 import math
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 
 from devstack.course import Course, PointScript, SessionScript
+from devstack.silences import Silences
 
 TICK_S = 1.0
 BATCH_LIMIT = 1000
@@ -69,9 +71,12 @@ class SimulatedCourse:
         rng: random.Random | None = None,
         *,
         all_relayed: bool = False,
+        silences: Silences | None = None,
     ) -> None:
         """`all_relayed`: every room, Teams sites included, goes through its province's gateway
-        (the scale benchmark's shape: 100,000 rooms cannot each hold a connection)."""
+        (the scale benchmark's shape: 100,000 rooms cannot each hold a connection).
+        `silences`: told when each room speaks and is answered, and when the loop stalls, the
+        yardstick of false transitions."""
         self.course = course
         gateways = course.gateways()
         self.rooms = {
@@ -86,6 +91,7 @@ class SimulatedCourse:
         self.scene = Scene()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(32)
+        self.silences = silences
 
     async def run(self) -> None:
         for script in self.course.sessions:
@@ -127,7 +133,11 @@ class SimulatedCourse:
                 1 for room in self.rooms.values() if room.silent_until_s > elapsed
             )
             self._send(beats)
+            slept_at = time.time()
             await asyncio.sleep(TICK_S)
+            woke_at = time.time()
+            if self.silences is not None and woke_at - slept_at > 2 * TICK_S:
+                self.silences.stalled(slept_at + TICK_S, woke_at)
         await self._leave(script)
 
     def _heard(self, code: str, script: SessionScript, elapsed: float) -> bool:
@@ -205,13 +215,13 @@ class SimulatedCourse:
         task.add_done_callback(self._in_flight.discard)
 
     async def _post_one(self, room: SimulatedRoom, body: dict[str, Any]) -> None:
-        answer = await self._post("/v1/heartbeats", room.token, body, count=1)
+        answer = await self._post("/v1/heartbeats", room.token, body, [body])
         if answer is not None and answer.status_code == 202:
             self.traffic.accepted += 1
 
     async def _post_batch(self, gateway: SimulatedRoom, bodies: list[dict[str, Any]]) -> None:
         answer = await self._post(
-            "/v1/heartbeats/batch", gateway.token, {"heartbeats": bodies}, count=len(bodies)
+            "/v1/heartbeats/batch", gateway.token, {"heartbeats": bodies}, bodies
         )
         if answer is None or answer.status_code != 202:
             return
@@ -222,10 +232,12 @@ class SimulatedCourse:
             self.traffic.last_problem = f"{rejected['point_code']}: {rejected['detail']}"
 
     async def _post(
-        self, path: str, token: str, body: dict[str, Any], *, count: int
+        self, path: str, token: str, body: dict[str, Any], beats: list[dict[str, Any]]
     ) -> httpx.Response | None:
+        count = len(beats)
         self.traffic.sent += count
         async with self._slots:
+            self._speaking(beats)
             try:
                 answer = await self.attendance.post(
                     path, json=body, headers={"Authorization": f"Bearer {token}"}
@@ -235,10 +247,24 @@ class SimulatedCourse:
                 self.traffic.transport_errors += count
                 self.traffic.last_problem = f"{path}: {error!r}"
                 return None
+            finally:
+                self._answered(beats)
         if answer.status_code != 202:
             self.traffic.refused[answer.status_code] += count
             self.traffic.last_problem = f"{path}: {answer.status_code} {answer.text[:120]}"
         return answer
+
+    def _speaking(self, beats: list[dict[str, Any]]) -> None:
+        if self.silences is not None:
+            now = time.time()
+            for beat in beats:
+                self.silences.speaking(beat["point_code"], now, leaving=beat["leaving"])
+
+    def _answered(self, beats: list[dict[str, Any]]) -> None:
+        if self.silences is not None:
+            now = time.time()
+            for beat in beats:
+                self.silences.answered(beat["point_code"], now)
 
 
 def learners_at(plan: PointScript, elapsed: float, ramp_s: float) -> int:

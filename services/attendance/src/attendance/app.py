@@ -37,6 +37,7 @@ from contracts.topics import (
 )
 from servicekit.catchup import CatchUp
 from servicekit.database import make_engine
+from servicekit.heap import settle
 from servicekit.http import service_app
 from servicekit.kafka import (
     KAFKA_ERRORS,
@@ -151,6 +152,13 @@ def heartbeats_consumer() -> AIOKafkaConsumer:
     return consumer
 
 
+async def settle_once_loaded() -> None:
+    """The registry read, out of the garbage collector's full passes (`servicekit.heap`)."""
+    while not await registry_loaded():  # noqa: ASYNC110 (a question to the consumer, not an event)
+        await asyncio.sleep(0.1)
+    settle()
+
+
 async def run_processor() -> None:
     """Once the registry is read (liveness settings are part of every decision), take
     partitions and process them until cancelled; then let them go."""
@@ -181,6 +189,8 @@ running: list[asyncio.Task[None]] = []
 @asynccontextmanager
 async def processing(_: FastAPI) -> AsyncIterator[None]:
     background, processing_task = [], None
+    # Not among `running`: it ends once it has done its work.
+    settling = asyncio.create_task(settle_once_loaded())
     if settings.ingest:
         background.append(asyncio.create_task(watermarks.run(settings.watermark_seconds)))
     if settings.processor:
@@ -200,7 +210,7 @@ async def processing(_: FastAPI) -> AsyncIterator[None]:
             processing_task.cancel()
         with suppress(Exception, asyncio.CancelledError):  # a failure was logged as critical
             await processing_task
-    for task in background:
+    for task in [*background, settling]:
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
