@@ -361,7 +361,7 @@ def _report(
     span = last.at - first.at
     accepted_rate = (last.accepted - first.accepted) / span if span else 0.0
     drain_rate = (last.committed - first.committed) / span if span else 0.0
-    drained_count = last.committed - first.committed
+    accepted_count = last.accepted - first.accepted
     table = Table(
         f"scale: {points:,} points every {interval:g} s through the relay batch route,"
         f" {samples[-1].at / 60:.1f} min, {ingesters} ingest + {processors} processor instances",
@@ -395,9 +395,9 @@ def _report(
         f" {sorted(truth.false.items())[:3]}; the load's silences: {truth.silences}",
         f"cores busy over the steady window (the machine has {os.cpu_count()}): "
         + ", ".join(f"{name} {(last.cpu[name] - first.cpu[name]) / span:.2f}" for name in last.cpu),
-        "CPU per heartbeat drained over the steady window: "
+        "CPU per heartbeat accepted over the steady window: "
         + ", ".join(
-            f"{name} {_per_beat(last.cpu[name] - first.cpu[name], drained_count):.1f} µs"
+            f"{name} {_per_beat(last.cpu[name] - first.cpu[name], accepted_count):.1f} µs"
             for name in last.cpu
         ),
     ]
@@ -432,13 +432,14 @@ def _report(
             p99 < 2 and truth.unseen == 0,
         )
     )
-    accepted_count = last.accepted - first.accepted
-    for part, per, target, before in (
-        ("processors", drained_count, 30.0, "about 60 µs on 2026-12-01"),
-        ("ingest (relay batch route)", accepted_count, 15.0, "about 34 µs on 2026-12-01"),
+    # Per heartbeat accepted: the processors' share of the ingest's watermarks (48 records a
+    # second) is part of what a heartbeat costs them.
+    for part, target, before in (
+        ("processors", 30.0, "about 60 µs on 2026-12-01"),
+        ("ingest (relay batch route)", 15.0, "about 34 µs on 2026-12-01"),
     ):
         name = part.split()[0]
-        micros = _per_beat(last.cpu[name] - first.cpu[name], per)
+        micros = _per_beat(last.cpu[name] - first.cpu[name], accepted_count)
         record_figure(
             Figure(
                 "B7",

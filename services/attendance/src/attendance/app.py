@@ -5,8 +5,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime
-from functools import cache
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
@@ -25,7 +23,13 @@ from attendance.processor import Processor, RebalanceListener, Timing
 from attendance.quality import QualityRules
 from attendance.records import RecordWriter
 from attendance.watermarks import Stamps, Watermarks, instance_name
-from contracts.events import Heartbeat, IngestWatermark, MonitorClock, PointStatus
+from contracts.events import (
+    Heartbeat,
+    IngestWatermark,
+    MonitorClock,
+    PointStatus,
+    SessionSchedule,
+)
 from contracts.registry import RegistryTable
 from contracts.topics import (
     HEARTBEATS,
@@ -67,17 +71,21 @@ registry = RegistryTable()
 DEFAULT_LIVENESS = Liveness()
 
 
+# Per session code, the schedule a liveness was made from: asked for on every heartbeat, it
+# is made again only when registration sends the session anew.
+_livenesses: dict[str, tuple[SessionSchedule, Liveness]] = {}
+
+
 def liveness_of(session_code: str) -> Liveness:
     session = registry.sessions.get(session_code)
     if session is None:
         return DEFAULT_LIVENESS
-    return _liveness(session.late_after_s, session.disconnected_after_s, session.ends_at)
-
-
-@cache
-def _liveness(late_after: float, disconnected_after: float, ends_at: datetime) -> Liveness:
-    """One object per distinct setting: asked for twice per heartbeat."""
-    return Liveness(late_after, disconnected_after, ends_at.timestamp())
+    known = _livenesses.get(session_code)
+    if known is not None and known[0] is session:
+        return known[1]
+    made = Liveness(session.late_after_s, session.disconnected_after_s, session.ends_at.timestamp())
+    _livenesses[session_code] = (session, made)
+    return made
 
 
 def expected_of(point_code: str) -> int:
