@@ -142,7 +142,7 @@ async def test_a_database_outage_loses_no_attendance_record(
         stored = await asyncio.to_thread(stored_records, server, name, plan.session_code)
         return record_differences(oracle, stored)
 
-    # Written every 2 s: the records settle where the oracle is.
+    # Written every 10 s: the records settle where the oracle is.
     await eventually(records_against_oracle, lambda differences: differences == {}, 30)
     settled = await asyncio.to_thread(stored_records, server, name, plan.session_code)
     missing = await missing_from_topic(broker.bootstrap, plan.session_code, load.accepted)
