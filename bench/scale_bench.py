@@ -95,6 +95,10 @@ class Truth:
     unseen: int  # probe changes reporting did not show within 10 s
     # The load stopped -> all it wrote committed, seconds (None: not within a minute).
     emptied: float | None
+    refused: dict[int, int]  # heartbeats refused, by status
+    last_problem: str
+    # The first false ones: point, state, last heartbeat, since.
+    examples: list[tuple[str, str, str, str]]
 
 
 class Offsets:
@@ -244,6 +248,18 @@ async def _load(
         freshness,
         len(unseen),
         emptied,
+        dict(simulation.traffic.refused),
+        simulation.traffic.last_problem,
+        [
+            (
+                s.point_code,
+                s.state.value,
+                f"{s.last_heartbeat_at or s.since:%T.%f}",
+                f"{s.since:%T.%f}",
+            )
+            for code in sorted(false_transitions(history, silences))[:5]
+            for s in history[code]
+        ][:12],
     )
 
 
@@ -419,7 +435,8 @@ def _report(
         f" {truth.unseen}",
         f"statuses late or disconnected: {truth.shown_silent:,}, of points whose rooms kept"
         f" sending all through the silence claimed (false transitions): {len(truth.false):,}"
-        f" {sorted(truth.false.items())[:3]}; the load's silences: {truth.silences}",
+        f" {truth.examples}; the load's silences: {truth.silences}",
+        f"heartbeats refused by status: {truth.refused}; the last problem: {truth.last_problem}",
         f"cores busy over the steady window (the machine has {os.cpu_count()}): "
         + ", ".join(f"{name} {(last.cpu[name] - first.cpu[name]) / span:.2f}" for name in last.cpu),
         "CPU per heartbeat accepted over the steady window: "
@@ -438,7 +455,8 @@ def _report(
             f"drained {drain_rate:,.0f}/s",
             f"{spread(drained, '{:,.0f}')}/s; accepted {accepted_rate:,.0f}/s;"
             f" lag max {max(lags):,}, 0 again "
-            + ("never" if truth.emptied is None else f"{truth.emptied:.1f} s after the load"),
+            + ("never" if truth.emptied is None else f"{truth.emptied:.1f} s after the load")
+            + f"; false transitions {len(truth.false):,}; refused {truth.refused or 'none'}",
             f"{offered_rate:,.0f}/s offered",
             f"{drain_rate / offered_rate:.2f} of the offered rate",
             "drain >= offered, lag bounded and back to 0, no false transition",
