@@ -259,6 +259,11 @@ def ingest_router(
             raise refuse(Refusal(401, Reason.UNAUTHENTICATED, "unknown or revoked token"))
         return point
 
+    async def read_body(request: Request) -> bytes:
+        """The body, read before the token is checked, as FastAPI reads a body it parses: an
+        oversized one is refused 413 by the body limit, whoever sends it."""
+        return await request.body()
+
     async def authenticated_gateway(
         point: Annotated[PointRegistration, Depends(authenticated)],
     ) -> PointRegistration:
@@ -389,10 +394,10 @@ def ingest_router(
     )
     async def post_batch(
         stamp: Annotated[int, Depends(stamped)],
-        request: Request,
+        body: Annotated[bytes, Depends(read_body)],
         gateway: Annotated[PointRegistration, Depends(authenticated_gateway)],
     ) -> Response:
-        batch = read_batch(await request.body())
+        batch = read_batch(body)
         received_at = datetime.now(UTC)
         relays_for = frozenset(gateway.relays_for)
         accepted: list[tuple[bytes, bytes]] = []
