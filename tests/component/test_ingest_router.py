@@ -44,9 +44,6 @@ class FakeProducer:
     records: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     failure: BaseException | None = None
 
-    async def publish(self, value: bytes, *, key: bytes | None = None) -> "asyncio.Future[Any]":
-        return self._sent([(key, value)])
-
     async def publish_all(self, records: list[Outgoing]) -> list["asyncio.Future[Any]"]:
         return [self._sent([(key, value) for key, value, _ in records])]
 

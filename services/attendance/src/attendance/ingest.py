@@ -35,7 +35,7 @@ from contracts.registry import RegistryTable
 from contracts.tokens import hash_token
 from contracts.topics import point_key
 from contracts.wire import HeartbeatRecord, LinkQualityRecord, encode_json, is_code
-from servicekit.kafka import KAFKA_ERRORS, RawPublisher
+from servicekit.kafka import KAFKA_ERRORS, Outgoing, RawPublisher
 
 HEARTBEAT_PATH = "/v1/heartbeats"
 BATCH_PATH = "/v1/heartbeats/batch"
@@ -310,13 +310,13 @@ def ingest_router(
             "retry_after": wait,
         }
 
-    async def deliver(stamp: int, accepted: list[tuple[bytes, bytes]]) -> None:
+    async def deliver(stamp: int, accepted: list[Outgoing]) -> None:
         """Return once Kafka acknowledged every heartbeat, or answer 503 within the timeout."""
         try:
             # A deadline on this task rather than `wait_for`, which runs the publish in a task
             # of its own on every request.
             async with asyncio.timeout(settings.publish_timeout_seconds):
-                pending = await _enqueue(heartbeats, accepted)
+                pending = await heartbeats.publish_all(accepted)
                 stamps.close(stamp)
                 await _acknowledged(pending)
         except KAFKA_ERRORS as error:
@@ -400,7 +400,7 @@ def ingest_router(
         batch = read_batch(body)
         received_at = datetime.now(UTC)
         relays_for = frozenset(gateway.relays_for)
-        accepted: list[tuple[bytes, bytes]] = []
+        accepted: list[Outgoing] = []
         rejected: list[dict[str, Any]] = []
         for index, item in enumerate(batch.heartbeats):
             judgement = judged(index, item, gateway, relays_for, received_at)
@@ -417,11 +417,9 @@ def ingest_router(
     return router
 
 
-def _record(
-    heartbeat: HeartbeatIn, session_code: str, received_at: datetime
-) -> tuple[bytes, bytes]:
-    """The key and value of an accepted heartbeat, filed under `session_code`, on
-    `attendance.heartbeats`."""
+def _record(heartbeat: HeartbeatIn, session_code: str, received_at: datetime) -> Outgoing:
+    """The record of an accepted heartbeat, filed under `session_code`, on
+    `attendance.heartbeats` (in its key's partition)."""
     link = None if heartbeat.link is None else heartbeat.link.model_dump()
     value = heartbeat_record(
         heartbeat.point_code,
@@ -433,12 +431,10 @@ def _record(
         link,
         heartbeat.leaving,
     )
-    return point_key(heartbeat.point_code), value
+    return point_key(heartbeat.point_code), value, None
 
 
-def _item_record(
-    item: HeartbeatItem, session_code: str, received_at: datetime
-) -> tuple[bytes, bytes]:
+def _item_record(item: HeartbeatItem, session_code: str, received_at: datetime) -> Outgoing:
     """`_record` of a heartbeat of a gateway's batch."""
     value = encode_json(
         HeartbeatRecord(
@@ -452,20 +448,7 @@ def _item_record(
             leaving=item.leaving,
         )
     )
-    return point_key(item.point_code), value
-
-
-async def _enqueue(
-    publisher: RawPublisher, records: list[tuple[bytes, bytes]]
-) -> list["asyncio.Future[Any]"]:
-    """Hand every heartbeat to the producer; the futures say when Kafka acknowledged them. A
-    point's own heartbeat joins the producer's open batch, so concurrent requests share a round
-    trip; a gateway's go as record batches of their own, a future per partition rather than per
-    heartbeat (a future and its callbacks per record were a tenth of the ingest's time)."""
-    if len(records) == 1:
-        key, value = records[0]
-        return [await publisher.publish(value, key=key)]
-    return await publisher.publish_all([(key, value, None) for key, value in records])
+    return point_key(item.point_code), value, None
 
 
 async def _acknowledged(pending: list["asyncio.Future[Any]"]) -> None:

@@ -1,0 +1,114 @@
+"""The raw publisher on the real broker: what concurrent callers send to a partition shares
+record batches, lands once each in the order sent, and a caller that gives up leaves the
+others' acknowledgements alone."""
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+
+from contracts.topics import Topic
+from devstack.kafka import Broker
+from servicekit.kafka import Outgoing, RawPublisher, aiokafka_producer, make_broker
+from servicekit.provision import ensure_topics
+
+pytestmark = pytest.mark.integration
+PARTITIONS = 12
+CALLERS = 200  # a tick's gateway requests at 100,000 points
+BURSTS = 20
+
+
+@pytest.fixture
+async def published(kafka: Broker) -> AsyncIterator[tuple[KafkaBroker, str, Counter[int]]]:
+    """A connected broker, a fresh topic, and how many record batches its producer was handed
+    for each partition."""
+    topic = Topic(f"it.raw.{uuid.uuid4().hex}", partitions=PARTITIONS, key="point")
+    await ensure_topics(kafka.bootstrap, [topic])
+    broker = make_broker(kafka.bootstrap, client_id="raw-test", metrics=CollectorRegistry())
+    await broker.start()
+    handed: Counter[int] = Counter()
+    producer = aiokafka_producer(broker)
+    send_batch = producer.send_batch
+
+    async def counted(batch: Any, topic: str, *, partition: int) -> Any:
+        handed[partition] += 1
+        return await send_batch(batch, topic, partition=partition)
+
+    producer.send_batch = counted
+    try:
+        yield broker, topic.name, handed
+    finally:
+        await broker.stop()
+
+
+def request(caller: int) -> list[Outgoing]:
+    """A gateway request's records: one to each partition, and one by key."""
+    records: list[Outgoing] = [
+        (f"gw-{caller}".encode(), f"{caller}:{partition}".encode(), partition)
+        for partition in range(PARTITIONS)
+    ]
+    return [*records, (f"point-{caller}".encode(), f"{caller}:key".encode(), None)]
+
+
+async def read_back(kafka: Broker, topic: str, expected: int) -> dict[int, list[bytes]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    by_partition: dict[int, list[bytes]] = {}
+    try:
+        async with asyncio.timeout(30):
+            while sum(map(len, by_partition.values())) < expected:
+                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                    by_partition.setdefault(tp.partition, []).extend(
+                        record.value or b"" for record in records
+                    )
+    finally:
+        await consumer.stop()
+    return by_partition
+
+
+async def test_callers_share_batches_and_each_record_lands_once_in_the_order_handed(
+    published: tuple[KafkaBroker, str, Counter[int]], kafka: Broker
+) -> None:
+    broker, topic, handed = published
+    publisher = RawPublisher(broker, topic)
+    await publisher.partition_count()  # metadata known: handing records over never waits
+    pending = []
+    # Bursts of callers, as a tick's requests come, with batches in flight between them.
+    for burst in range(BURSTS):
+        for caller in range(burst * CALLERS // BURSTS, (burst + 1) * CALLERS // BURSTS):
+            pending += await publisher.publish_all(request(caller))
+        await asyncio.sleep(0.002)
+    async with asyncio.timeout(30):
+        await asyncio.gather(*pending)
+
+    written = await read_back(kafka, topic, CALLERS * (PARTITIONS + 1))
+    every = [value for values in written.values() for value in values]
+    assert len(every) == len(set(every)) == CALLERS * (PARTITIONS + 1)  # each once
+    for partition in range(PARTITIONS):
+        # Handed over before another caller's, written before it: what the ingest's
+        # watermarks rely on.
+        addressed = [value for value in written[partition] if not value.endswith(b":key")]
+        assert addressed == [f"{caller}:{partition}".encode() for caller in range(CALLERS)]
+        # A burst's callers join one batch; a batch a caller had them queue behind one another.
+        assert handed[partition] <= BURSTS
+
+
+async def test_a_caller_that_gives_up_leaves_the_others_acknowledgements(
+    published: tuple[KafkaBroker, str, Counter[int]],
+) -> None:
+    broker, topic, _ = published
+    publisher = RawPublisher(broker, topic)
+    quitter = await publisher.publish_all(request(0))
+    staying = await publisher.publish_all(request(1))
+    for future in quitter:
+        future.cancel()
+    async with asyncio.timeout(15):
+        await asyncio.gather(*staying)
