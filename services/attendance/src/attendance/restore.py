@@ -1,16 +1,17 @@
 """Reading back the changelog partitions an instance has just been given."""
 
-import gc
 import time
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from attendance.domain import Track
 from attendance.encoding import restored
 from attendance.tracker import TrackKey
 from contracts.codec import ContractError
 from contracts.topics import STATE_CHANGELOG
+from servicekit.kafka import Record
+from servicekit.reading import read_whole
 
 Restored = dict[int, dict[TrackKey, Track]]
 
@@ -25,34 +26,11 @@ async def read_changelog(bootstrap: str, partitions: Iterable[int]) -> tuple[Res
     found: Restored = {tp.partition: {} for tp in wanted}
     if not wanted:
         return found, 0.0
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
-    await consumer.start()
-    # Restoring allocates only objects that live on: the collector's passes over the growing
-    # table would cost a third of the restore and free nothing.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        consumer.assign(wanted)
-        await consumer.seek_to_beginning(*wanted)
-        ends = await consumer.end_offsets(wanted)
-        remaining = {tp for tp in wanted if ends[tp] > 0}
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
-            for tp, records in batches.items():
-                tracks = found[tp.partition]
-                for record in records:
-                    _apply(tracks, record.key, record.value)
-            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
-    finally:
-        if collecting:
-            gc.enable()
-        await consumer.stop()
+
+    def apply(record: Record) -> None:
+        _apply(found[record.partition], record.key, record.value)
+
+    await read_whole(bootstrap, wanted, apply)
     return found, time.perf_counter() - began
 
 
