@@ -16,7 +16,16 @@ from fastapi.testclient import TestClient
 from sqlmodel import SQLModel
 
 from contracts.accounts import Role
-from contracts.events import AccountGrant, Channel, DeskAction, Level, PointState, SessionSchedule
+from contracts.events import (
+    AccountGrant,
+    Channel,
+    Counts,
+    DeskAction,
+    Level,
+    PointState,
+    SessionSchedule,
+    Totals,
+)
 from contracts.tokens import hash_token
 from contracts.wire import PointRecord, PointStatusRecord
 from reporting.access import Accounts
@@ -57,9 +66,10 @@ def serving(
     accounts: Accounts,
     recorder: Recorder | None = None,
     statuses: tuple[PointStatusRecord, ...] = (),
+    stale: dict[str, Totals] | None = None,
 ) -> Iterator[TestClient]:
     """Reporting's routes over one session of the three points, its accounts as given, the
-    status records given read."""
+    status records given read; with `stale` totals, as an instance still reading its tables."""
     live, history = LiveTotals(), PointHistory()
     live.put_session(
         SessionSchedule(
@@ -87,7 +97,11 @@ def serving(
     desk, identify = DeskLog(), identifying(accounts, None)
     recording = recorder or Recorder()
     app.include_router(desk_router(live, accounts, desk, recording, identify, Logins(TOKEN_COOKIE)))
-    app.include_router(reporting_router(live, IncidentDetector(), engine, desk, history, identify))
+    loaded = stale is None
+    routes = reporting_router(
+        live, IncidentDetector(), engine, desk, history, identify, lambda: loaded, stale or {}
+    )
+    app.include_router(routes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     with TestClient(app) as client:
         yield client
@@ -401,3 +415,31 @@ def test_a_points_page_tells_its_moments_and_what_the_desk_did(tmp_path: Path) -
     ]
     assert [datetime.fromisoformat(m["at"]) for m in body["moments"]] == [s.since for s in statuses]
     assert [(a["by"], a["note"]) for a in body["actions"]] == [("lan", "mất điện")]
+
+
+def counts(**given: int) -> dict[str, int]:
+    zero = dict.fromkeys(Counts.model_fields, 0)
+    return zero | given
+
+
+def test_while_its_tables_are_read_a_session_shows_its_last_totals_marked_stale(
+    tmp_path: Path,
+) -> None:
+    last = Totals(
+        session_code="S1",
+        as_of=NOW - timedelta(seconds=30),
+        **counts(registered=3, connected=2, disconnected=1, learners_present=57),
+        by_province={"38": Counts(**counts(registered=2, connected=1, disconnected=1))},
+        stale=True,
+    )
+    with serving(tmp_path, Accounts(), stale={"S1": last, "S9": last}) as client:
+        assert Totals.model_validate(client.get("/v1/sessions/S1/totals").json()) == last
+        # Read before its registration was: known by its last totals, not a 404.
+        assert client.get("/v1/sessions/S9/totals").json()["stale"] is True
+        with client.stream("GET", "/v1/sessions/S1/stream") as events:
+            data = next(line for line in events.iter_lines() if line.startswith("data:"))
+        assert Totals.model_validate_json(data.removeprefix("data:")) == last
+    with serving(tmp_path, Accounts()) as client:  # loaded: the current ones
+        current = client.get("/v1/sessions/S1/totals").json()
+        assert current["stale"] is False
+        assert current["registered"] == len(POINTS)

@@ -235,6 +235,9 @@ class Totals(Counts):
     # the processor away): the desk then knows it does not know, and no point is dropped.
     judged_until: AwareDatetime | None = None
     unknown: bool = False
+    # The last totals published before this reporting instance started, served (as of
+    # `as_of`) while it reads the tables again: figures the desk saw, not yet current ones.
+    stale: bool = False
     peak_connected: Total = 0
     peak_connected_at: AwareDatetime | None = None
     peak_learners: Total = 0

@@ -3,7 +3,7 @@
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -47,6 +47,8 @@ SILENT = (PointState.DISCONNECTED, PointState.LATE)
 # to 1 s, and freshness (p99 under 1 s, B3 in docs/benchmarks.md) could not be met on the stream.
 STREAM_EVERY_SECONDS = 0.5
 STREAM_POLL_SECONDS = 0.05
+# What a stream has sent when it sent the stale totals: no view's version.
+STALE_VERSION = -2
 
 
 class Breakdown(StrEnum):
@@ -130,7 +132,11 @@ def reporting_router(
     desk: DeskLog,
     history: PointHistory,
     identify: Identify,
+    loaded: Callable[[], bool],
+    stale: Mapping[str, Totals],
 ) -> APIRouter:
+    """The routes; until the tables are `loaded` after a start, a session's totals are its
+    last published ones in `stale` (marked so) where there are any."""
     # The in-memory reads answer on the event loop (async): a worker thread would cost more
     # than the read itself, and would read the tables while a consumer changes them.
     Asking = Annotated[Caller, Depends(identify)]
@@ -169,8 +175,16 @@ def reporting_router(
 
     @router.get("/sessions/{session_code}/totals", summary="Live totals of one session")
     async def get_totals(session_code: str, asking: Asking) -> Totals:
+        last = stale_totals(session_code)
+        if last is not None:
+            return scoped(last, asking.scope)
         _, view = session_view(live, session_code)
         return scoped(totals_of(session_code, view, datetime.now(UTC), live.judged), asking.scope)
+
+    def stale_totals(session_code: str) -> Totals | None:
+        """The session's last published totals while the tables are still being read: the
+        counts folded so far are a part of them, which the desk must not take for the whole."""
+        return None if loaded() else stale.get(session_code)
 
     @router.get(
         "/sessions/{session_code}/breakdown/{kind}", summary="Totals by province, channel or level"
@@ -281,7 +295,8 @@ def reporting_router(
         response_class=EventSourceResponse,
     )
     async def stream(session_code: str, request: Request, asking: Asking) -> EventSourceResponse:
-        session_view(live, session_code)
+        if stale_totals(session_code) is None:
+            session_view(live, session_code)
 
         def data(view: SessionView) -> str:
             if asking.scope is None:
@@ -292,6 +307,14 @@ def reporting_router(
         async def changes() -> AsyncIterator[dict[str, str]]:
             sent, sent_at = -1, 0.0
             while not await request.is_disconnected():
+                last = stale_totals(session_code)
+                if last is not None:
+                    if sent != STALE_VERSION:
+                        sent, sent_at = STALE_VERSION, time.monotonic()
+                        data_of_last = scoped(last, asking.scope).model_dump_json()
+                        yield {"event": "totals", "data": data_of_last}
+                    await asyncio.sleep(STREAM_POLL_SECONDS)
+                    continue
                 view = live.view(session_code)
                 if view is None:
                     return

@@ -40,6 +40,7 @@ from reporting.history import PointHistory
 from reporting.incidents import IncidentDetector
 from reporting.live import LiveTotals, totals_of
 from reporting.metrics import TotalsCollector
+from reporting.snapshots import last_totals
 from reporting.timeline import peaks_of, sampled, save
 from reporting.webhooks import CLOSED, OPENED, WebhookMetrics, Webhooks
 from servicekit.database import make_engine
@@ -103,6 +104,8 @@ clock_in = subscribe_table(MONITOR_CLOCK.name, title="on_monitor_clock")
 accounts_in = subscribe_table(REGISTRY_ACCOUNTS.name, title="on_accounts")
 actions_in = subscribe_table(DESK_ACTIONS.name, title="on_desk_actions")
 tables = Tables(registry_in, statuses_in)
+last: dict[str, Totals] = {}
+LAST_TOTALS_WITHIN_SECONDS = 5.0
 
 
 @registry_in
@@ -202,6 +205,8 @@ async def publish_snapshots(every: float) -> None:
     published: dict[str, int] = {}
     while True:
         await asyncio.sleep(every)
+        if not tables.loaded:  # a part of the tables: the last snapshots stay the truer ones
+            continue
         for code, view in list(live.sessions.items()):
             if published.get(code) == view.version:
                 continue
@@ -266,11 +271,23 @@ async def watch_incidents(every: float) -> None:
                 webhooks.notify(CLOSED, incident)
 
 
+async def _read_last_totals() -> None:
+    """What the desk saw before this start, to serve while the tables are read; bounded, so
+    Kafka being away delays no start (the totals then wait for the tables, as they would)."""
+    try:
+        async with asyncio.timeout(LAST_TOTALS_WITHIN_SECONDS):
+            last.update(await last_totals(settings.kafka_bootstrap_servers))
+    except KAFKA_ERRORS as error:
+        log.warning("last totals not read from %s (%r)", TOTALS.name, error)
+    log.info("last totals of %d sessions read, served stale until the tables are", len(last))
+
+
 @asynccontextmanager
 async def background(_: FastAPI) -> AsyncIterator[None]:
     from sqlmodel import SQLModel
 
     await asyncio.to_thread(SQLModel.metadata.create_all, engine)
+    await _read_last_totals()
     tasks = [
         asyncio.create_task(tables.settle_once_loaded(live.settle, 0.1)),
         asyncio.create_task(publish_snapshots(settings.snapshot_seconds)),
@@ -291,7 +308,9 @@ async def background(_: FastAPI) -> AsyncIterator[None]:
 app = service_app(title="reporting", broker=broker, metrics=metrics, lifespan=background)
 identify = identifying(accounts, settings.viewer_token)
 app.include_router(desk_router(live, accounts, desk, record_action, identify, Logins(TOKEN_COOKIE)))
-app.include_router(reporting_router(live, detector, engine, desk, history, identify))
+app.include_router(
+    reporting_router(live, detector, engine, desk, history, identify, lambda: tables.loaded, last)
+)
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 

@@ -207,11 +207,16 @@ async function openSession(code) {
 }
 
 /** While the monitor cannot judge (Kafka, the ingest or the processor away), the desk is told
- * the states are unknown, not that points dropped. */
+ * the states are unknown, not that points dropped; while a restarted reporting reads its
+ * tables, that the figures are the last ones it showed, and of when. */
 function showUnknown(totals) {
   const box = byId("unknown");
-  box.hidden = !totals.unknown;
-  if (!totals.unknown) return;
+  box.hidden = !totals.unknown && !totals.stale;
+  if (box.hidden) return;
+  if (totals.stale) {
+    box.textContent = t("staleAsOf", { time: hourMinuteSecond(Date.parse(totals.as_of) / 1000) });
+    return;
+  }
   box.textContent = totals.judged_until
     ? t("unknownSince", { time: hourMinuteSecond(Date.parse(totals.judged_until) / 1000) })
     : t("unknownNever");
@@ -219,12 +224,13 @@ function showUnknown(totals) {
 
 function applyTotals(totals) {
   state.totals = totals;
-  state.clockOffsetMs = Date.parse(totals.as_of) - Date.now();
+  // Stale totals are of an earlier moment: neither the server's clock nor the timeline's now.
+  if (!totals.stale) state.clockOffsetMs = Date.parse(totals.as_of) - Date.now();
   showUnknown(totals);
   renderHeadline(totals);
   renderProvinces(totals.by_province);
   renderChannels(totals.by_channel);
-  if (state.timelineReady) appendTotals(totals);
+  if (state.timelineReady && !totals.stale) appendTotals(totals);
   scheduleRefresh();
 }
 

@@ -111,6 +111,8 @@ export const MESSAGES = {
     unknownSince:
       "Chưa rõ trạng thái từ {time}: hệ thống chưa nhận được tín hiệu mới. Không điểm cầu nào bị tính là mất kết nối trong lúc này.",
     unknownNever: "Chưa rõ trạng thái: hệ thống giám sát chưa bắt đầu đánh giá kết nối.",
+    staleAsOf:
+      "Số liệu lúc {time}, trước khi hệ thống báo cáo khởi động lại; đang cập nhật số liệu hiện tại.",
   },
   en: {
     pageTitle: "Live connection-point monitor",
@@ -220,6 +222,7 @@ export const MESSAGES = {
     unknownSince:
       "States unknown since {time}: the monitor is not receiving heartbeats. No point is counted as dropped meanwhile.",
     unknownNever: "States unknown: the monitor has not started judging connections yet.",
+    staleAsOf: "Figures as of {time}, before reporting restarted; the current ones are on their way.",
   },
 };
 
