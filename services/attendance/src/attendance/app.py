@@ -22,6 +22,7 @@ from attendance.partitions import KafkaPartitions
 from attendance.processor import Processor, RebalanceListener, Timing
 from attendance.quality import QualityRules
 from attendance.records import RecordWriter
+from attendance.registry import Registry
 from attendance.watermarks import Stamps, Watermarks, instance_name
 from contracts.events import (
     Heartbeat,
@@ -30,7 +31,6 @@ from contracts.events import (
     PointStatus,
     SessionSchedule,
 )
-from contracts.registry import RegistryTable
 from contracts.topics import (
     HEARTBEATS,
     MONITOR_CLOCK,
@@ -65,7 +65,7 @@ broker = make_broker(settings.kafka_bootstrap_servers, client_id="attendance", m
 dead_letters = DeadLetters(
     broker, metrics, [REGISTRY_POINTS.name, REGISTRY_SESSIONS.name, HEARTBEATS.name]
 )
-registry = RegistryTable()
+registry = Registry()
 
 
 DEFAULT_LIVENESS = Liveness()
@@ -89,8 +89,7 @@ def liveness_of(session_code: str) -> Liveness:
 
 
 def expected_of(point_code: str) -> int:
-    point = registry.points.get(point_code)
-    return 0 if point is None else point.expected_learners
+    return registry.expected_learners.get(point_code, 0)
 
 
 # Declared for the AsyncAPI document; ingest and the processor send through producers of their

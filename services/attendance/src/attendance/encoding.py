@@ -26,7 +26,7 @@ from contracts.wire import (
 )
 
 
-class TrackSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+class TrackSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A point's track in a session as the processor last saw it (attendance.state-changelog)."""
 
     event_type: Literal["attendance.track"] = "attendance.track"
@@ -153,7 +153,7 @@ def status(session_code: str, point_code: str, track: Track) -> bytes:
             since=_instant(track.since),
             last_heartbeat_at=None if track.last_seen is None else _instant(track.last_seen),
             reconnects=track.reconnects,
-            flags=tuple(sorted(track.flags)),
+            flags=tuple(sorted(track.flags)) if track.flags else (),
             first_connected_at=None if track.first_seen is None else _instant(track.first_seen),
             present_seconds=track.present_seconds,
             learner_seconds=track.learner_seconds,

@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from attendance.clock import IngestClock
-from attendance.domain import Track
+from attendance.domain import NEVER_CONNECTED, Track
 from attendance.encoding import (
     heartbeat_of,
     monitor_clock,
@@ -71,14 +71,6 @@ class Timing:
     # ingest's publish timeout): it was never accepted, and is not taken. Nor is a watermark
     # stored this late after its moment.
     stale_after: float = 5.0
-
-
-def _stored_at(record: Record) -> float | None:
-    """When the broker stored the record (the ingest answers once it has), if it says."""
-    if record.timestamp_type != LOG_APPEND_TIME:
-        return None
-    stored_at: float = record.timestamp / 1000
-    return stored_at
 
 
 class Writer(Protocol):
@@ -248,8 +240,13 @@ class Processor:
         """Decide on records into `pending`; the heartbeats taken and the newest one's time.
         Replaying, what was parked and counted the first time is not again."""
         newest, beats = 0.0, 0
+        tracks, stale_after = tracker.tracks(), self._timing.stale_after
         for record in records:
-            key, stored_at = record.key, _stored_at(record)
+            key = record.key
+            # When the broker stored the record (the ingest answers once it has), if it says.
+            stored_at = (
+                record.timestamp / 1000 if record.timestamp_type == LOG_APPEND_TIME else None
+            )
             if key is not None and key.startswith(WATERMARK_PREFIX):
                 try:
                     ingest, at, final = watermark_of(record.value)
@@ -268,17 +265,19 @@ class Processor:
                 if not replaying:
                     await self._dead_letters.park(record, error)
                 continue
-            if self._stale(stored_at, beat.received_at):
+            received_at = beat.received_at
+            # `_stale`, inline: this loop runs once per heartbeat.
+            if stored_at is not None and stored_at - received_at > stale_after:
                 # Answered 503 at the timeout: not taken, yet its room spoke and then waited
                 # for that answer.
                 if not replaying:
                     self._count_stale()
-                until = beat.received_at + self._timing.stale_after
-                tracker.on_refused(track_key, until, pending)
+                tracker.on_refused(track_key, received_at + stale_after, pending)
                 continue
             beats += 1
-            newest = max(newest, beat.received_at)
-            flags_before = tracker.track(*track_key).flags
+            if received_at > newest:
+                newest = received_at
+            flags_before = tracks.get(track_key, NEVER_CONNECTED).flags
             change = tracker.on_beat(track_key, beat, pending)
             if not replaying and change is not None and change.track.flags is not flags_before:
                 self._count_new_flags(change.track.flags - flags_before)

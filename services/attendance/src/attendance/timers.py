@@ -1,8 +1,10 @@
 """Deadlines by the hundred thousand, where a tick costs what expires, not what is tracked.
 
-A hashed timing wheel: keys sit in slots of `resolution` seconds. Rescheduling a key is two set
-operations, and `pop_due` only visits slots whose time has come, so the cost of a tick follows the
-number of keys that expire rather than the number of keys held.
+A hashed timing wheel: keys sit in slots of `resolution` seconds. A key's deadline is the truth;
+rescheduling it adds the key to its new slot and leaves the old slot's entry to be dropped when
+that slot's time comes (lazy deletion: a point rescheduled on every heartbeat costs one set
+insert, not a removal and an insert). `pop_due` only visits slots whose time has come, so the
+cost of a tick follows the number of keys that expire rather than the number of keys held.
 """
 
 import heapq
@@ -18,6 +20,7 @@ class DeadlineWheel(Generic[K]):
         self._resolution = resolution
         # A key's slot follows from its deadline: no second table of them (memory per point).
         self._deadline: dict[K, float] = {}
+        # Each slot's keys, some of them since moved to a later slot or cancelled.
         self._slots: dict[int, set[K]] = {}
         self._slot_heap: list[int] = []
 
@@ -26,11 +29,14 @@ class DeadlineWheel(Generic[K]):
 
     def schedule(self, key: K, at: float | None) -> None:
         """Set (or with None, cancel) the one deadline of `key`."""
-        self.cancel(key)
         if at is None:
+            self._deadline.pop(key, None)
             return
-        slot = self._slot(at)
+        earlier = self._deadline.get(key)
         self._deadline[key] = at
+        slot = self._slot(at)
+        if earlier is not None and self._slot(earlier) == slot:
+            return
         members = self._slots.get(slot)
         if members is None:
             members = self._slots[slot] = set()
@@ -38,25 +44,29 @@ class DeadlineWheel(Generic[K]):
         members.add(key)
 
     def cancel(self, key: K) -> None:
-        at = self._deadline.pop(key, None)
-        if at is None:
-            return
-        self._slots[self._slot(at)].discard(key)
-        # An emptied slot stays in the heap until `pop_due` reaches it: cheaper than a heap delete.
+        self._deadline.pop(key, None)
 
     def pop_due(self, now: float) -> list[K]:
         """Remove and return every key whose deadline is at or before `now`."""
         due: list[K] = []
+        deadlines = self._deadline
         while self._slot_heap and self._slot_heap[0] * self._resolution <= now:
             slot = self._slot_heap[0]
             members = self._slots[slot]
-            ripe = [key for key in members if self._deadline[key] <= now]
-            for key in ripe:
-                members.discard(key)
-                del self._deadline[key]
-            due.extend(ripe)
-            if members:
-                break  # the rest of this slot lies in the future, and so does every later slot
+            later: set[K] = set()
+            for key in members:
+                at = deadlines.get(key)
+                if at is None or self._slot(at) != slot:
+                    continue  # cancelled, or moved to another slot since
+                if at <= now:
+                    due.append(key)
+                    del deadlines[key]
+                else:
+                    later.add(key)
+            if later:
+                # The rest of this slot lies in the future, and so does every later slot.
+                self._slots[slot] = later
+                break
             heapq.heappop(self._slot_heap)
             del self._slots[slot]
         return due
