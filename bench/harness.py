@@ -36,7 +36,7 @@ FIGURES_ENV = "BENCH_FIGURES"
 class Figure:
     """One row of docs/benchmarks.md: a measured figure against its baseline and its target."""
 
-    id: str  # B1 .. B8
+    id: str  # B1 .. B9
     what: str
     value: str  # the median, with its unit
     spread: str  # min to max over the runs
@@ -111,6 +111,14 @@ def cpu_seconds(pid: int) -> float:
     except (FileNotFoundError, ProcessLookupError):
         return math.nan
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int, field_name: str = "VmRSS") -> int:
+    """Resident memory of a process (VmRSS, or VmHWM for the peak), from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field_name} for pid {pid}")
 
 
 def machine_busy() -> float:

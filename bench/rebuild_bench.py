@@ -49,6 +49,7 @@ from harness import (
     med,
     produce_all,
     record_figure,
+    rss_bytes,
     run_after_machine_facts,
     size_and_runs,
     spread,
@@ -94,14 +95,6 @@ REPORTING_RULES: list[Rule] = [
     ("consume: faststream (parse, middlewares, subscriber loop)", has("faststream")),
     ("consume: aiokafka (fetch, records)", has("aiokafka")),
 ]
-
-
-def rss_bytes(pid: int, field_name: str = "VmRSS") -> int:
-    """Resident memory of a process (VmRSS, or VmHWM for the peak), from /proc/<pid>/status."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field_name}:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field_name} for pid {pid}")
 
 
 def wait_http(url: str, ok: int, deadline: float, every: float = 0.05) -> float:

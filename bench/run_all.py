@@ -1,4 +1,4 @@
-"""Every benchmark (B1-B8), one after the other, written to docs/benchmarks.md.
+"""Every benchmark (B1-B9), one after the other, written to docs/benchmarks.md.
 
     uv run python bench/run_all.py                 # full sizes, 3 runs each (about an hour)
     uv run python bench/run_all.py --quick         # small sizes, 1 run: checks the harness
@@ -100,6 +100,16 @@ BENCHES = (
         ("--points", "100000", "--minutes", "10", "--processors", "2"),
         ("--points", "5000", "--minutes", "1.5", "--processors", "2"),
     ),
+    Bench(
+        ("B9",),
+        "scale_bench.py",
+        (
+            *("--points", "10000", "--points", "30000"),
+            *("--points", "100000", "--points", "300000"),
+            *("--minutes", "3", "--processors", "2"),
+        ),
+        ("--points", "2000", "--points", "5000", "--minutes", "1.5", "--processors", "2"),
+    ),
 )
 
 
@@ -107,7 +117,7 @@ def main(
     quick: Annotated[
         bool, typer.Option(help="Small sizes and one run: a check, not a result")
     ] = False,
-    only: Annotated[list[str] | None, typer.Option(help="B1 .. B8; repeat for more")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="B1 .. B9; repeat for more")] = None,
     out: Annotated[Path, typer.Option(help="Where the results go")] = DEFAULT_OUT,
 ) -> None:
     chosen = [bench for bench in BENCHES if not only or set(bench.ids) & set(only)]

@@ -1,21 +1,27 @@
 """B7, scale: 100,000 points at a 5 s interval (20,000 heartbeats/s) through the relay batch
-route, for 10 minutes, against the offered rate.
+route, for 10 minutes, against the offered rate; and B9, the slope: the same at several sizes.
 
     uv run python bench/scale_bench.py [--points 100000] [--interval 5] [--minutes 10]
         [--processors 2] [--ingesters 1]
+    uv run python bench/scale_bench.py --points 10000 --points 30000 --points 100000 \
+        --points 300000 --minutes 3
 
-A broker of its own; registration; attendance split the way production scales it: ingest
-processes (`ATTENDANCE_PROCESSOR=false`) and processor processes in one consumer group
-(`ATTENDANCE_INGEST=false`). The course is registered through the import API; each province
-hall relays the heartbeats of every room of its province
-(`SimulatedCourse(all_relayed=True)`). Every 5 s: heartbeats offered (due), accepted (202), the
-end offsets of `attendance.heartbeats` and the processors' committed offsets: the lag, and the
-rate the processors drain. The baseline is the offered rate: the processors keep up when they
-drain at least what is accepted and the lag stays bounded. Reporting is not started: it reads
-only status changes, not heartbeats.
+A broker of its own; registration; reporting; attendance split the way production scales it:
+ingest processes (`ATTENDANCE_PROCESSOR=false`) and processor processes in one consumer group
+(`ATTENDANCE_INGEST=false`), one processor per 75,000 points at least. The course is
+registered through the import API; each province hall relays the heartbeats of every room of
+its province (`SimulatedCourse(all_relayed=True)`). Every 5 s: heartbeats offered (due),
+accepted (202), the end offsets of `attendance.heartbeats` and the processors' committed
+offsets: the lag, and the rate the processors drain. The baseline is the offered rate: the
+processors keep up when they drain at least what is accepted and the lag stays bounded.
 The cores each part keeps busy over the steady window (CPU seconds / wall seconds, /proc) say
 what bounds the rate on this machine: the load generator (this process), the ingest, the
-processors, the broker.
+processors, the broker, reporting.
+
+With several `--points`, each size runs on a fresh broker, and a last table sets them side by
+side (B9): heartbeats/s, CPU per heartbeat of each part, and the memory the services hold per
+point (their RSS at the end of the load), also as the growth from the size before, which
+leaves out what a process holds with no points at all.
 """
 
 import asyncio
@@ -44,6 +50,7 @@ from harness import (
     machine_busy,
     med,
     record_figure,
+    rss_bytes,
     spread,
     step,
 )
@@ -65,6 +72,9 @@ from devstack.simulation import SimulatedCourse
 
 GROUP = "attendance-processor"
 SAMPLE_S = 5.0
+POINTS_PER_PROCESSOR = 75_000
+# The parts whose memory grows with the points (the broker's is its page cache and heap).
+MEMORY_OF = ("ingest", "processors", "reporting")
 
 
 @dataclass(frozen=True)
@@ -132,12 +142,28 @@ class Offsets:
 
 
 def main(
-    points: Annotated[int, typer.Option(help="Points of the course")] = 100_000,
+    points: Annotated[
+        list[int], typer.Option(help="Points of the course; repeat for the slope table")
+    ] = [100_000],  # noqa: B006 (typer's way to default a repeatable option)
     interval: Annotated[float, typer.Option(help="Heartbeat interval, seconds")] = 5.0,
     minutes: Annotated[float, typer.Option(help="Length of the load")] = 10.0,
     processors: Annotated[int, typer.Option(help="Attendance processor instances")] = 2,
     ingesters: Annotated[int, typer.Option(help="Attendance ingest instances")] = 1,
 ) -> None:
+    rows = []
+    for size in points:
+        # Beyond what two processors hold, more of them (the heartbeat topic has 12 partitions).
+        instances = max(processors, math.ceil(size / POINTS_PER_PROCESSOR))
+        samples, truth, memory = _run(size, interval, minutes, instances, ingesters)
+        _report(samples, truth, size, interval, instances, ingesters, figures=len(points) == 1)
+        rows.append(_slope_row(samples, memory, size, interval, instances, ingesters))
+    if len(points) > 1:
+        _slope(rows, minutes)
+
+
+def _run(
+    points: int, interval: float, minutes: float, processors: int, ingesters: int
+) -> tuple[list[Sample], Truth, dict[str, int]]:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, kafka(Path(tmp)) as broker:
         started = [
             start_in("registration", bootstrap=broker.bootstrap, data_dir=Path(tmp)),
@@ -181,7 +207,7 @@ def main(
                 never_join_share=0.0,
                 outage_after_s=1e9,
             )
-            samples, truth = asyncio.run(
+            return asyncio.run(
                 _load(
                     broker.bootstrap, registration, reporting, ingest, options, minutes * 60, parts
                 )
@@ -189,7 +215,6 @@ def main(
         finally:
             for service in reversed(started):
                 service.stop()
-    _report(samples, truth, points, interval, processors, ingesters)
 
 
 async def _load(
@@ -200,7 +225,7 @@ async def _load(
     options: CourseOptions,
     seconds: float,
     parts: dict[str, list[int]],
-) -> tuple[list[Sample], Truth]:
+) -> tuple[list[Sample], Truth, dict[str, int]]:
     course = course_of(options, datetime.now(UTC))
     async with (
         httpx.AsyncClient(base_url=registration.url, timeout=120) as reg,
@@ -232,6 +257,12 @@ async def _load(
             )
         )
         samples = await _sample(bootstrap, simulation, seconds, parts)
+        # Held at the end of the load, every point's state in it.
+        memory = {
+            name: sum(rss_bytes(pid) for pid in pids)
+            for name, pids in parts.items()
+            if name in MEMORY_OF
+        }
         for task in (probing, on_air):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -241,7 +272,7 @@ async def _load(
         step("scale: reading the statuses shown")
         history = await _silent_statuses(bootstrap)
     shown = sum(len(statuses) for statuses in history.values())
-    return samples, Truth(
+    truth = Truth(
         shown,
         false_transitions(history, silences),
         silences.counts(),
@@ -261,6 +292,7 @@ async def _load(
             for s in history[code]
         ][:12],
     )
+    return samples, truth, memory
 
 
 async def _until_drained(bootstrap: str, patience: float) -> float | None:
@@ -380,6 +412,55 @@ async def _sample(
     return samples
 
 
+@dataclass(frozen=True)
+class Steady:
+    """The load's figures over its steady window: the first minute is the rooms joining."""
+
+    samples: list[Sample]
+    accepted: list[float]  # per 5 s window, heartbeats/s
+    drained: list[float]
+    lags: list[int]
+
+    @classmethod
+    def of(cls, samples: list[Sample]) -> "Steady":
+        steady = [s for s in samples if s.at >= 60] or samples
+        pairs = list(pairwise(steady))
+        return cls(
+            steady,
+            [(b.accepted - a.accepted) / (b.at - a.at) for a, b in pairs],
+            [(b.committed - a.committed) / (b.at - a.at) for a, b in pairs],
+            [s.produced - s.committed for s in steady],
+        )
+
+    @property
+    def span(self) -> float:
+        return self.samples[-1].at - self.samples[0].at
+
+    @property
+    def accepted_count(self) -> int:
+        return self.samples[-1].accepted - self.samples[0].accepted
+
+    @property
+    def accepted_rate(self) -> float:
+        return self.accepted_count / self.span if self.span else 0.0
+
+    @property
+    def drain_rate(self) -> float:
+        first, last = self.samples[0], self.samples[-1]
+        return (last.committed - first.committed) / self.span if self.span else 0.0
+
+    def cores(self, part: str) -> float:
+        """Cores the part kept busy."""
+        return self.cpu(part) / self.span if self.span else math.nan
+
+    def per_beat(self, part: str) -> float:
+        """Microseconds of the part's CPU per heartbeat accepted."""
+        return _per_beat(self.cpu(part), self.accepted_count)
+
+    def cpu(self, part: str) -> float:
+        return self.samples[-1].cpu[part] - self.samples[0].cpu[part]
+
+
 def _report(
     samples: list[Sample],
     truth: Truth,
@@ -387,19 +468,14 @@ def _report(
     interval: float,
     processors: int,
     ingesters: int,
+    *,
+    figures: bool = True,
 ) -> None:
     offered_rate = points / interval
-    # The first minute is the rooms joining; rates are taken over the rest.
-    steady = [s for s in samples if s.at >= 60] or samples
-    pairs = list(pairwise(steady))
-    accepted = [(b.accepted - a.accepted) / (b.at - a.at) for a, b in pairs]
-    drained = [(b.committed - a.committed) / (b.at - a.at) for a, b in pairs]
-    lags = [s.produced - s.committed for s in steady]
-    first, last = steady[0], steady[-1]
-    span = last.at - first.at
-    accepted_rate = (last.accepted - first.accepted) / span if span else 0.0
-    drain_rate = (last.committed - first.committed) / span if span else 0.0
-    accepted_count = last.accepted - first.accepted
+    steady = Steady.of(samples)
+    accepted, drained, lags = steady.accepted, steady.drained, steady.lags
+    last = steady.samples[-1]
+    accepted_rate, drain_rate = steady.accepted_rate, steady.drain_rate
     table = Table(
         f"scale: {points:,} points every {interval:g} s through the relay batch route,"
         f" {samples[-1].at / 60:.1f} min, {ingesters} ingest + {processors} processor instances",
@@ -438,14 +514,25 @@ def _report(
         f" {truth.examples}; the load's silences: {truth.silences}",
         f"heartbeats refused by status: {truth.refused}; the last problem: {truth.last_problem}",
         f"cores busy over the steady window (the machine has {os.cpu_count()}): "
-        + ", ".join(f"{name} {(last.cpu[name] - first.cpu[name]) / span:.2f}" for name in last.cpu),
+        + ", ".join(f"{name} {steady.cores(name):.2f}" for name in last.cpu),
         "CPU per heartbeat accepted over the steady window: "
-        + ", ".join(
-            f"{name} {_per_beat(last.cpu[name] - first.cpu[name], accepted_count):.1f} µs"
-            for name in last.cpu
-        ),
+        + ", ".join(f"{name} {steady.per_beat(name):.1f} µs" for name in last.cpu),
     ]
     table.show()
+    if figures:
+        _figures(steady, truth, points, interval, processors, ingesters)
+
+
+def _figures(
+    steady: Steady, truth: Truth, points: int, interval: float, processors: int, ingesters: int
+) -> None:
+    offered_rate = points / interval
+    drain_rate, accepted_rate, drained, lags = (
+        steady.drain_rate,
+        steady.accepted_rate,
+        steady.drained,
+        steady.lags,
+    )
     bounded = lags[-1] <= max(2 * offered_rate * interval, med(lags) * 1.5)
     record_figure(
         Figure(
@@ -488,19 +575,113 @@ def _report(
         ("ingest (relay batch route)", 15.0, "about 34 µs on 2026-12-01"),
     ):
         name = part.split()[0]
-        micros = _per_beat(last.cpu[name] - first.cpu[name], accepted_count)
+        micros = steady.per_beat(name)
         record_figure(
             Figure(
                 "B7",
                 f"scale, {points:,} points: CPU of the {part} per heartbeat ({before})",
                 f"{micros:.1f} µs",
-                f"cores busy {(last.cpu[name] - first.cpu[name]) / span:.2f}",
+                f"cores busy {steady.cores(name):.2f}",
                 "—",
                 "—",
                 f"<= {target:g} µs",
                 micros <= target,
             )
         )
+
+
+@dataclass(frozen=True)
+class SlopeRow:
+    points: int
+    processes: str
+    offered: float  # heartbeats/s
+    steady: Steady
+    memory: dict[str, int]  # RSS at the end of the load, bytes
+
+
+def _slope_row(
+    samples: list[Sample],
+    memory: dict[str, int],
+    points: int,
+    interval: float,
+    processors: int,
+    ingesters: int,
+) -> SlopeRow:
+    processes = f"{ingesters} + {processors}"
+    return SlopeRow(points, processes, points / interval, Steady.of(samples), memory)
+
+
+def _slope(rows: list[SlopeRow], minutes: float) -> None:
+    """How cost grows with the points: one row per size, and memory per point also as the
+    growth from the size before (the processes' own base left out)."""
+    table = Table(
+        f"slope: B7 at {', '.join(f'{r.points:,}' for r in rows)} points, {minutes:g} min each",
+        (
+            "points",
+            "ingest + processors",
+            "offered/s",
+            "drained/s",
+            "drained/offered",
+            "lag max",
+            "µs/hb ingest",
+            "µs/hb processors",
+            "µs/hb broker",
+            "µs/hb machine",
+            "cores busy",
+            "KiB/point",
+            "KiB/point added",
+        ),
+    )
+    before: SlopeRow | None = None
+    for row in rows:
+        held = sum(row.memory.values())
+        added = (
+            f"{(held - sum(before.memory.values())) / (row.points - before.points) / 1024:.2f}"
+            if before is not None
+            else "—"
+        )
+        table.rows.append(
+            (
+                f"{row.points:,}",
+                row.processes,
+                f"{row.offered:,.0f}",
+                f"{row.steady.drain_rate:,.0f}",
+                f"{row.steady.drain_rate / row.offered:.2f}",
+                f"{max(row.steady.lags):,}",
+                f"{row.steady.per_beat('ingest'):.1f}",
+                f"{row.steady.per_beat('processors'):.1f}",
+                f"{row.steady.per_beat('broker'):.1f}",
+                f"{row.steady.per_beat('machine'):.1f}",
+                f"{row.steady.cores('machine'):.2f}",
+                f"{held / row.points / 1024:.1f}",
+                added,
+            )
+        )
+        record_figure(
+            Figure(
+                "B9",
+                f"slope, {row.points:,} points ({row.processes} processes): drained,"
+                " CPU and memory",
+                f"drained {row.steady.drain_rate:,.0f}/s",
+                f"machine {row.steady.per_beat('machine'):.1f} µs/hb"
+                f" (processors {row.steady.per_beat('processors'):.1f}, ingest"
+                f" {row.steady.per_beat('ingest'):.1f}); {held / row.points / 1024:.1f} KiB"
+                f" a point held, {added} KiB a point added",
+                f"{row.offered:,.0f}/s offered",
+                f"{row.steady.drain_rate / row.offered:.2f} of the offered rate",
+                "—",
+                None,
+            )
+        )
+        before = row
+    table.notes += [
+        f"memory: RSS of {', '.join(MEMORY_OF)} at the end of the load; added: the growth"
+        " from the size before, per point added",
+        f"processors: one per {POINTS_PER_PROCESSOR:,} points, at least as many as asked;"
+        f" the heartbeat topic has {HEARTBEATS.partitions} partitions, the machine"
+        f" {os.cpu_count()} cores",
+    ]
+    table.show()
 
 
 def _quantile(values: list[float], q: float) -> float:
