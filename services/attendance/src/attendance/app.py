@@ -159,18 +159,21 @@ def heartbeats_consumer() -> AIOKafkaConsumer:
     return consumer
 
 
-async def settle_once_loaded() -> None:
-    """The registry read, out of the garbage collector's full passes (`servicekit.heap`)."""
+async def until_registry_loaded() -> None:
     while not await registry_loaded():  # noqa: ASYNC110 (a question to the consumer, not an event)
         await asyncio.sleep(0.1)
+
+
+async def settle_once_loaded() -> None:
+    """The registry read, out of the garbage collector's full passes (`servicekit.heap`)."""
+    await until_registry_loaded()
     settle()
 
 
 async def run_processor() -> None:
     """Once the registry is read (liveness settings are part of every decision), take
     partitions and process them until cancelled; then let them go."""
-    while not await registry_loaded():  # noqa: ASYNC110 (a question to the consumer, not an event)
-        await asyncio.sleep(0.1)
+    await until_registry_loaded()
     consumer = heartbeats_consumer()
     await consumer.start()
     try:
