@@ -44,6 +44,7 @@ from reporting.snapshots import last_totals
 from reporting.timeline import peaks_of, sampled, save
 from reporting.webhooks import CLOSED, OPENED, WebhookMetrics, Webhooks
 from servicekit.database import make_engine
+from servicekit.heap import loading, settle
 from servicekit.http import service_app
 from servicekit.kafka import (
     ACKNOWLEDGED_WITHIN_SECONDS,
@@ -111,6 +112,8 @@ LAST_TOTALS_WITHIN_SECONDS = 5.0
 @registry_in
 async def on_registry(message: KafkaMessage) -> None:
     defer = await tables.loading()
+    if defer:
+        loading()
     now = datetime.now(UTC)
     for record in records_of(message):
         try:
@@ -124,6 +127,8 @@ async def on_registry(message: KafkaMessage) -> None:
 @statuses_in
 async def on_point_status(message: KafkaMessage) -> None:
     defer = await tables.loading()
+    if defer:
+        loading()
     for record in records_of(message):
         try:
             status = read_status(record.value)
@@ -271,6 +276,13 @@ async def watch_incidents(every: float) -> None:
                 webhooks.notify(CLOSED, incident)
 
 
+def settle_tables() -> None:
+    """The tables read: their totals computed, and what they hold set aside from the garbage
+    collector (`servicekit.heap`)."""
+    live.settle()
+    settle()
+
+
 async def _read_last_totals() -> None:
     """What the desk saw before this start, to serve while the tables are read; bounded, so
     Kafka being away delays no start (the totals then wait for the tables, as they would)."""
@@ -289,7 +301,7 @@ async def background(_: FastAPI) -> AsyncIterator[None]:
     await asyncio.to_thread(SQLModel.metadata.create_all, engine)
     await _read_last_totals()
     tasks = [
-        asyncio.create_task(tables.settle_once_loaded(live.settle, 0.1)),
+        asyncio.create_task(tables.settle_once_loaded(settle_tables, 0.1)),
         asyncio.create_task(publish_snapshots(settings.snapshot_seconds)),
         asyncio.create_task(sample_timeline(settings.timeline_seconds)),
         asyncio.create_task(watch_incidents(1.0)),
