@@ -136,8 +136,24 @@ def restored(data: bytes | None) -> tuple[tuple[str, str], Track]:
     saved = _restore(data)
     if not (is_code(saved.point_code) and is_code(saved.session_code)):
         raise ContractError("not a valid TrackSnapshot: a point or session code out of pattern")
-    track = Track._make(getattr(saved, name) for name in Track._fields)
-    track = track._replace(flags=frozenset(saved.flags) if saved.flags else _NO_FLAGS)
+    # Field by field, by position: through `Track._fields` and `_replace` it was most of a
+    # restore's time, once per point.
+    track = Track(
+        saved.state,
+        saved.seq,
+        saved.learners,
+        saved.last_seen,
+        saved.since,
+        saved.reconnects,
+        saved.first_seen,
+        saved.present_seconds,
+        saved.learner_seconds,
+        saved.min_learners,
+        saved.max_learners,
+        saved.count_varied,
+        frozenset(saved.flags) if saved.flags else _NO_FLAGS,
+        saved.silent_since,
+    )
     # Every track of a session holds the same code: one string for all of them.
     return (sys.intern(saved.session_code), saved.point_code), track
 
