@@ -30,7 +30,7 @@ class DeadlineWheel(Generic[K]):
     def schedule(self, key: K, at: float | None) -> None:
         """Set (or with None, cancel) the one deadline of `key`."""
         if at is None:
-            self._deadline.pop(key, None)
+            self.cancel(key)
             return
         earlier = self._deadline.get(key)
         self._deadline[key] = at
