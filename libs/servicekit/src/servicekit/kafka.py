@@ -128,8 +128,8 @@ Outgoing: TypeAlias = tuple[bytes, bytes, int | None]
 
 
 class RawPublisher:
-    """Sends bytes to one topic through the broker's own aiokafka producer (the same acks,
-    idempotence and linger), without FastStream's envelope, in record batches that what
+    """Sends bytes to one topic through the broker's own aiokafka producer (the same acks and
+    idempotence), without FastStream's envelope, in record batches that what
     concurrent callers send to a partition share.
 
     FastStream's publisher makes a message per record (a uuid4 correlation id, headers, its
@@ -244,6 +244,11 @@ def _batches(producer: AIOKafkaProducer, items: list[tuple[bytes, bytes]]) -> li
             batches.append(producer.create_batch())
             if batches[-1].append(key=key, value=value, timestamp=None) is None:
                 raise ValueError(f"a record of {len(value)} bytes is larger than a batch")
+    # Closed, it leaves at once: aiokafka lingers (`linger_ms`) only on a batch still open, and
+    # these are never added to. Records that come meanwhile gather in the next one (B2: a
+    # point's heartbeat waited up to 5 ms for nothing, and 64 requests in flight made 4,300
+    # requests/s of it).
+    batches[-1].close()
     return batches
 
 
