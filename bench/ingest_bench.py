@@ -68,7 +68,7 @@ from harness import (
 
 from attendance.ingest import Accepted, HeartbeatIn
 from devstack.ports import free_port
-from devstack.services import ServiceProcess, running_services
+from devstack.services import ServiceProcess, running_services, start_in, wait_healthy
 from devstack.simulate import CoursePlan, register_course
 
 # The ingest's own parts before the processor's: the first rule that matches a stack wins.
@@ -496,13 +496,32 @@ async def prepare_ingest(
     return [(p.code, p.token) for p in registered], plan.session_code
 
 
-def wait_processed(service: ServiceProcess, patience: float = 90) -> None:
-    """Until the processor has caught up with what ingest accepted, so runs do not overlap."""
+@contextlib.contextmanager
+def ingest_instance(bootstrap: str, tmp: Path, env: dict[str, str]) -> Iterator[ServiceProcess]:
+    """An attendance instance that only takes heartbeats in; stopped on the way out."""
+    service = start_in(
+        "attendance",
+        bootstrap=bootstrap,
+        data_dir=tmp / "ingest",
+        extra_env=env | {"ATTENDANCE_PROCESSOR": "false"},
+    )
+    try:
+        wait_healthy(service)
+        yield service
+    finally:
+        service.stop()
+
+
+def wait_processed(
+    processor: ServiceProcess, *ingest: ServiceProcess, patience: float = 90
+) -> None:
+    """Until the processor has caught up with what it and the `ingest` instances accepted, so
+    runs do not overlap."""
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
-        text = httpx.get(service.url + "/metrics", timeout=5).text
-        accepted = metric_value(text, "heartbeats_accepted_total") or 0
-        processed = metric_value(text, "processor_heartbeats_total") or 0
+        texts = [httpx.get(s.url + "/metrics", timeout=5).text for s in (processor, *ingest)]
+        accepted = sum(metric_value(text, "heartbeats_accepted_total") or 0 for text in texts)
+        processed = metric_value(texts[0], "processor_heartbeats_total") or 0
         if processed >= accepted:
             return
         time.sleep(0.5)
@@ -512,7 +531,7 @@ def wait_processed(service: ServiceProcess, patience: float = 90) -> None:
 def run_ingest(args: argparse.Namespace, tmp: Path) -> list[Table]:
     points = max(50, int(500 * args.size))
     duration = max(3.0, 12.0 * min(1.0, args.size * 4))
-    rows: dict[str, list[Measured]] = {"noop": [], "fastapi": [], "ours": []}
+    rows: dict[str, list[Measured]] = {"noop": [], "fastapi": [], "ingest": [], "ours": []}
     paced: list[Measured] = []  # ours at the course's rate
     extra = {
         "attendance": {
@@ -532,16 +551,19 @@ def run_ingest(args: argparse.Namespace, tmp: Path) -> list[Table]:
         with (
             baseline_server("noop_app", tmp / "logs") as (noop_url, noop_pid),
             baseline_server("fastapi_noop_app", tmp / "logs") as (fa_url, fa_pid),
+            ingest_instance(broker.bootstrap, tmp, extra["attendance"]) as ingest,
         ):
             for run in range(args.runs):
                 seq_base = (run + 1) * 10_000_000
                 for label, url, pid in (
                     ("noop", noop_url, noop_pid),
                     ("fastapi", fa_url, fa_pid),
+                    ("ingest", ingest.url, ingest.process.pid),
                     ("ours", attendance.url, attendance.process.pid),
                 ):
                     step(f"ingest: run {run + 1}/{args.runs}: {label} for {duration:.0f} s")
-                    others = [s.process.pid for s in services.values() if s.process.pid != pid]
+                    servers = [*services.values(), ingest]
+                    others = [s.process.pid for s in servers if s.process.pid != pid]
                     spy_out = None
                     if args.py_spy and label == "ours" and run == 0:
                         spy_out = tmp / "spy-ingest.raw"
@@ -568,10 +590,10 @@ def run_ingest(args: argparse.Namespace, tmp: Path) -> list[Table]:
                         )
                         print("\n" + report, flush=True)
                         REPORTS.append(report)
-                    if label == "ours":
-                        wait_processed(attendance)
+                    if label in ("ingest", "ours"):
+                        wait_processed(attendance, ingest)
                 step(f"ingest: run {run + 1}/{args.runs}: ours at {args.rate:g} req/s")
-                others = [s.process.pid for name, s in services.items() if name != "attendance"]
+                others = [s.process.pid for s in [*services.values(), ingest] if s != attendance]
                 paced.append(
                     measure(
                         attendance.url,
@@ -586,7 +608,7 @@ def run_ingest(args: argparse.Namespace, tmp: Path) -> list[Table]:
                         rate=args.rate,
                     )
                 )
-                wait_processed(attendance)
+                wait_processed(attendance, ingest)
     base = med([r.rps for r in rows["noop"]])
     table = Table(
         f"ingest: POST /v1/heartbeats, {points} points, {args.concurrency} in flight, "
@@ -610,6 +632,7 @@ def run_ingest(args: argparse.Namespace, tmp: Path) -> list[Table]:
     labels = {
         "noop": "baseline: trivial ASGI 202 (uvicorn)",
         "fastapi": "FastAPI, same route signature, no work",
+        "ingest": "ours: an ingest instance (processor apart)",
         "ours": "ours: attendance (ingest + processor)",
     }
     for label, measured in rows.items():
@@ -641,7 +664,10 @@ def run_ingest(args: argparse.Namespace, tmp: Path) -> list[Table]:
         " other svcs = the three services' processes other than the server measured (for"
         " the baselines that includes an idle attendance); the machine has"
         f" {os.cpu_count()} cores",
-        "ours runs ingest and the processor in one process (the default), so its server cores"
+        "an ingest instance: attendance with ATTENDANCE_PROCESSOR=false, the heartbeats it"
+        " accepts processed by the attendance instance beside it (under other svcs), as"
+        " ingest and processors are scaled apart (B7)",
+        "attendance (ingest + processor): one process, the default, so its server cores"
         " include processing the heartbeats it accepts",
     ]
     p99s = [m_.p99 for m_ in paced]
@@ -661,19 +687,22 @@ def run_ingest(args: argparse.Namespace, tmp: Path) -> list[Table]:
             str(sum(sum(m_.other.values()) for m_ in paced)),
         )
     )
-    ours = [m_.rps for m_ in rows["ours"]]
-    record_figure(
-        Figure(
-            "B2",
-            f"ingest: POST /v1/heartbeats/s at saturation ({args.concurrency} in flight)",
-            f"{med(ours):,.0f}/s",
-            spread(ours, "{:,.0f}") + "/s",
-            f"{base:,.0f}/s (same uvicorn, trivial 202 app)",
-            f"{med(ours) / base:.2f} of the baseline",
-            ">= 0.4",
-            med(ours) / base >= 0.4,
+    # The one process of the default first, its wording and target as before.
+    for label, what, target in (("ours", "", 0.4), ("ingest", ", an ingest instance", None)):
+        ours = [m_.rps for m_ in rows[label]]
+        record_figure(
+            Figure(
+                "B2",
+                f"ingest: POST /v1/heartbeats/s at saturation ({args.concurrency} in flight)"
+                + what,
+                f"{med(ours):,.0f}/s",
+                spread(ours, "{:,.0f}") + "/s",
+                f"{base:,.0f}/s (same uvicorn, trivial 202 app)",
+                f"{med(ours) / base:.2f} of the baseline",
+                "reported" if target is None else f">= {target}",
+                None if target is None else med(ours) / base >= target,
+            )
         )
-    )
     record_figure(
         Figure(
             "B2",

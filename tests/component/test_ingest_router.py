@@ -4,6 +4,7 @@ broker's side (acknowledgements, outages, rates over time) is in tests/e2e and t
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,22 +15,28 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
 
 from attendance.config import Settings
 from attendance.encoding import heartbeat_of
+from attendance.fast_path import FastHeartbeats
 from attendance.ingest import (
     BATCH_PATH,
     HEARTBEAT_PATH,
     POINT_PATH,
+    Intake,
     ingest_body_limits,
-    ingest_metrics,
     ingest_router,
 )
 from attendance.watermarks import Stamps
 from contracts.events import Channel, Level, PointRegistration, SessionSchedule
 from contracts.registry import RegistryTable
 from contracts.tokens import hash_token
+from servicekit.headers import SecurityHeaders
+from servicekit.http import answer_invalid_bodies
 from servicekit.kafka import Outgoing
 from servicekit.limits import BodySizeLimit
 
@@ -110,8 +117,7 @@ def bearer(code: str) -> dict[str, str]:
     return {"Authorization": f"Bearer token-{code}"}
 
 
-@pytest.fixture
-def ingest() -> Iterator[Ingest]:
+def registered() -> RegistryTable:
     registry = RegistryTable()
     for registered in [
         point("P1"),
@@ -127,25 +133,42 @@ def ingest() -> Iterator[Ingest]:
             code="S1", course_code="C1", starts_at=NOW, ends_at=NOW + timedelta(hours=4)
         )
     )
-    settings = Settings(rate_limit_burst=3, rate_limit_per_second=0.01)
-    kafka, metrics, loaded = FakeProducer(), CollectorRegistry(), [True]
-    stamps = Stamps(time.time())
+    return registry
 
+
+def served(intake: Intake, *, fast: bool = True) -> ASGIApp:
+    """The routes behind the layers the service puts in front of them (`service_app`), and
+    the single route's fast path in front of those, as `attendance.app` serves them."""
+    api = FastAPI()
+    answer_invalid_bodies(api)
+    api.include_router(ingest_router(intake))
+    limited = BodySizeLimit(
+        api,
+        default=64 * 1024,
+        per_path=ingest_body_limits(intake.settings),
+        on_refused=intake.counted.body_refused,
+    )
+    guarded = SecurityHeaders(limited)
+    return FastHeartbeats(guarded, intake=intake) if fast else guarded
+
+
+def intake_on(
+    kafka: FakeProducer, settings: Settings, metrics: CollectorRegistry, loaded: list[bool]
+) -> Intake:
     async def is_loaded() -> bool:
         return loaded[0]
 
-    app = FastAPI()
-    app.include_router(
-        ingest_router(registry, kafka, settings, metrics, loaded=is_loaded, stamps=stamps)  # type: ignore[arg-type]
-    )
-    limited = BodySizeLimit(
-        app,
-        default=64 * 1024,
-        per_path=ingest_body_limits(settings),
-        on_refused=ingest_metrics(metrics).body_refused,
-    )
-    with TestClient(limited, raise_server_exceptions=False) as client:
-        yield Ingest(client, kafka, metrics, loaded, stamps)
+    stamps = Stamps(time.time())
+    return Intake(registered(), kafka, settings, metrics, is_loaded, stamps)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def ingest() -> Iterator[Ingest]:
+    settings = Settings(rate_limit_burst=3, rate_limit_per_second=0.01)
+    kafka, metrics, loaded = FakeProducer(), CollectorRegistry(), [True]
+    intake = intake_on(kafka, settings, metrics, loaded)
+    with TestClient(served(intake), raise_server_exceptions=False) as client:
+        yield Ingest(client, kafka, metrics, loaded, intake.stamps)
 
 
 def test_a_point_is_heard_for_itself_in_its_own_sessions_and_nothing_else(
@@ -169,6 +192,9 @@ def test_a_point_is_heard_for_itself_in_its_own_sessions_and_nothing_else(
         "unknown field": ingest.beat("P1", colour="red").status_code,
         "zone-less time": ingest.beat("P1", sent_at="2026-11-23T08:00:00").status_code,
         "10 KB": ingest.beat("P2", padding="x" * 10_000).status_code,
+        "not UTF-8, not JSON": ingest.client.post(
+            HEARTBEAT_PATH, content=b"\xff", headers=bearer("P1") | {"Content-Type": "text/plain"}
+        ).status_code,
     }
     assert answers == {
         "no token": 401,
@@ -181,6 +207,7 @@ def test_a_point_is_heard_for_itself_in_its_own_sessions_and_nothing_else(
         "unknown field": 422,
         "zone-less time": 422,
         "10 KB": 413,
+        "not UTF-8, not JSON": 422,
     }
     assert ingest.heard() == ["P1"]
     assert ingest.refused() == {
@@ -188,7 +215,7 @@ def test_a_point_is_heard_for_itself_in_its_own_sessions_and_nothing_else(
         "wrong_point": 1,
         "not_enrolled": 2,
         "unknown_session": 1,
-        "invalid": 3,
+        "invalid": 4,
         "too_large": 1,
     }
 
@@ -351,9 +378,8 @@ def test_the_batch_route_reads_a_heartbeat_as_the_single_route_does(
 
 def test_the_batch_route_documents_the_body_it_reads() -> None:
     app = FastAPI()
-    app.include_router(
-        ingest_router(RegistryTable(), None, Settings(), CollectorRegistry(), None, Stamps(0))  # type: ignore[arg-type]
-    )
+    intake = Intake(RegistryTable(), None, Settings(), CollectorRegistry(), None, Stamps(0))  # type: ignore[arg-type]
+    app.include_router(ingest_router(intake))
     document = app.openapi()
     operation = document["paths"][BATCH_PATH]["post"]
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
@@ -363,3 +389,128 @@ def test_the_batch_route_documents_the_body_it_reads() -> None:
     assert schema["properties"]["heartbeats"]["maxItems"] == 1000
     assert "HeartbeatIn" in document["components"]["schemas"]
     assert "422" in operation["responses"]
+
+
+# Values a field may carry, valid or not: what each of the two readers must judge alike.
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 2_000_000),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(
+        [
+            "12",
+            "-1",
+            "1e3",
+            "true",
+            "P1",
+            "S1",
+            "NO-SUCH",
+            "S 1",
+            NOW.isoformat(),
+            "2026-11-23T08:00:00",
+            "2026-11-23T08:00:00Z",
+            "2026-11-23 08:00:00+07:00",
+            "2026-11-23T08:00:00.123456789+00:00",
+            "2026-11-23",
+            "1800000000",
+        ]
+    ),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.sampled_from(["rtt_ms", "jitter_ms"]), st.integers(-1, 50)),
+)
+FIELDS = ["point_code", "session_code", "seq", "sent_at", "learners", "link", "leaving", "colour"]
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
+    """A heartbeat request: mostly a valid one with a field or two changed, its sender's token
+    or another, sometimes a body that is no JSON object at all."""
+    heartbeat: dict[str, Any] = body(draw(st.sampled_from(["P1", "P2", "ELSEWHERE", "GONE"])))
+    for name in draw(st.lists(st.sampled_from(FIELDS), max_size=2, unique=True)):
+        if draw(st.booleans()):
+            heartbeat[name] = draw(ANY_VALUE)
+        else:
+            heartbeat.pop(name, None)
+    content = json.dumps(heartbeat).encode()
+    content = draw(st.sampled_from([content, content, content, content[:-1], b"[]", b"\xff"]))
+    sender = draw(st.sampled_from(["P1", "P1", "P2"]))
+    headers = draw(
+        st.sampled_from(
+            [
+                bearer(sender) | {"Content-Type": "application/json"},
+                bearer(sender) | {"Content-Type": "application/json; charset=utf-8"},
+                bearer(sender) | {"Content-Type": "text/plain"},
+                {"Authorization": f"Basic token-{sender}", "Content-Type": "application/json"},
+                {"Content-Type": "application/json"},
+            ]
+        )
+    )
+    return content, headers
+
+
+def _without_moments(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _without_moments(v) for k, v in data.items() if k != "received_at"}
+    return data
+
+
+@given(st.lists(requests(), min_size=1, max_size=4))
+@settings(max_examples=150, deadline=None)
+def test_the_fast_path_answers_every_heartbeat_as_the_route_does(
+    sent: list[tuple[bytes, dict[str, str]]],
+) -> None:
+    """The single route's fast path (msgspec, no FastAPI) and the route behind it give the same
+    answer to every request, write the same heartbeats and count the same refusals."""
+    limits = Settings(rate_limit_burst=2, rate_limit_per_second=0.01)
+    seen = []
+    for fast in (True, False):
+        kafka, metrics = FakeProducer(), CollectorRegistry()
+        intake = intake_on(kafka, limits, metrics, [True])
+        with TestClient(served(intake, fast=fast), raise_server_exceptions=False) as client:
+            answers = [
+                client.post(HEARTBEAT_PATH, content=content, headers=headers)
+                for content, headers in sent
+            ]
+        seen.append(
+            (
+                [
+                    (
+                        answer.status_code,
+                        _without_moments(answer.json()),
+                        sorted(k for k in answer.headers if k != "content-length"),
+                        answer.headers.get("retry-after"),
+                    )
+                    for answer in answers
+                ],
+                [_without_moments(json.loads(value)) for _, value in kafka.records],
+                Ingest(client, kafka, metrics, [True], intake.stamps).refused(),
+            )
+        )
+    assert seen[0] == seen[1]
+
+
+def test_the_fast_path_answers_accepted_heartbeats_and_leaves_the_rest_to_the_route() -> None:
+    reached: list[str] = []
+
+    async def route(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 418, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    kafka = FakeProducer()
+    intake = intake_on(kafka, Settings(), CollectorRegistry(), [True])
+    client = TestClient(FastHeartbeats(route, intake=intake))  # no lifespan: none to run
+    accepted = client.post(HEARTBEAT_PATH, json=body("P1"), headers=bearer("P1"))
+    assert (accepted.status_code, reached) == (202, [])
+    assert accepted.headers["x-frame-options"] == "DENY"
+    passed_on = [
+        client.post(HEARTBEAT_PATH, json=body("P1", "NO-SUCH"), headers=bearer("P1")),
+        client.post(HEARTBEAT_PATH, json=body("P1") | {"learners": -1}, headers=bearer("P1")),
+        client.post(HEARTBEAT_PATH, json=body("P1")),
+        client.post(BATCH_PATH, json={"heartbeats": [body("GW")]}, headers=bearer("GW")),
+    ]
+    assert [answer.status_code for answer in passed_on] == [418] * 4
+    assert reached == [HEARTBEAT_PATH] * 3 + [BATCH_PATH]
+    assert len(kafka.records) == 1

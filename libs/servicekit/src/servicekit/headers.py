@@ -27,6 +27,15 @@ ALWAYS = {
 }
 
 
+def security_headers(path: str, exempt_from_csp: Collection[str] = ()) -> dict[str, str]:
+    """The headers every answer on `path` carries (also for an app answering some requests
+    ahead of this middleware)."""
+    added = dict(ALWAYS)
+    if path not in exempt_from_csp:
+        added["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return added
+
+
 class SecurityHeaders:
     """Pure ASGI middleware: adds the headers to every HTTP answer, the content security policy
     to all but `exempt_from_csp` (pages that need inline scripts, such as the API docs)."""
@@ -39,9 +48,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        added = dict(ALWAYS)
-        if scope["path"] not in self._exempt:
-            added["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        added = security_headers(scope["path"], self._exempt)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -13,10 +13,12 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
 
 from attendance.config import Settings
 from attendance.domain import Liveness, Track
-from attendance.ingest import ingest_body_limits, ingest_metrics, ingest_router
+from attendance.fast_path import FastHeartbeats
+from attendance.ingest import Intake, ingest_body_limits, ingest_metrics, ingest_router
 from attendance.metrics import ProcessorMetrics
 from attendance.partitions import KafkaPartitions
 from attendance.processor import Processor, RebalanceListener, Timing
@@ -236,7 +238,7 @@ async def ready() -> bool:
     return await registry_loaded() and not any(task.done() for task in running)
 
 
-app = service_app(
+api = service_app(
     title="attendance",
     broker=broker,
     metrics=metrics,
@@ -248,14 +250,16 @@ app = service_app(
 STATIC = Path(__file__).parent / "static"
 
 if settings.ingest:
-    app.include_router(
-        ingest_router(
-            registry, to_heartbeats, settings, metrics, loaded=registry_loaded, stamps=stamps
-        )
-    )
+    intake = Intake(registry, to_heartbeats, settings, metrics, registry_loaded, stamps)
+    api.include_router(ingest_router(intake))
     # A point's own page: a browser is all a room needs (static/point.js).
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    api.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/point", include_in_schema=False)
+    @api.get("/point", include_in_schema=False)
     def point_page() -> FileResponse:
         return FileResponse(STATIC / "point.html")
+
+
+# A point's accepted heartbeat is answered ahead of every layer FastAPI adds
+# (`attendance.fast_path`); every other request is the API's.
+app: ASGIApp = FastHeartbeats(api, intake=intake) if settings.ingest else api

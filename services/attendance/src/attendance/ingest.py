@@ -6,6 +6,8 @@ registry (`attendance.admission`) and the point's rate limit, and the answer is 
 Kafka has acknowledged every heartbeat accepted. A request holds a stamp open, from the first
 thing its route does until its heartbeats are handed to the producer, so this instance's
 watermarks (`attendance.watermarks`) never claim a moment a heartbeat could still land before.
+A point's accepted heartbeat is answered ahead of FastAPI (`attendance.fast_path`); what every
+other answer is, this module says.
 """
 
 import asyncio
@@ -70,10 +72,10 @@ class BatchIn(BaseModel):
 
 
 class HeartbeatItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """`HeartbeatIn` as the batch route reads it: a gateway's thousand heartbeats a request
-    decoded straight from JSON, without a pydantic model each (they were a fifth of the
-    ingest's time). Codes are checked after decoding (`is_code`), as pydantic's pattern;
-    `tests/component/test_ingest_router.py` holds the two to the same answers."""
+    """`HeartbeatIn` as the batch route and the single route's fast path read it: decoded
+    straight from JSON, without a pydantic model each (a gateway's thousand a request were a
+    fifth of the ingest's time). Codes are checked after decoding (`is_code`), as pydantic's
+    pattern; `tests/component/test_ingest_router.py` holds the two to the same answers."""
 
     point_code: str
     session_code: str | None = None
@@ -216,24 +218,73 @@ def ingest_body_limits(settings: Settings) -> dict[str, int]:
     return {HEARTBEAT_PATH: settings.max_heartbeat_bytes, BATCH_PATH: settings.max_batch_bytes}
 
 
-def ingest_router(
-    registry: RegistryTable,
-    heartbeats: RawPublisher,
-    settings: Settings,
-    metrics: CollectorRegistry,
-    loaded: Callable[[], Awaitable[bool]],
-    stamps: Stamps,
-) -> APIRouter:
-    """The heartbeat routes, answering from `registry` and publishing to `heartbeats`; 503
-    until `loaded` says the registry holds what its topics held at start."""
-    counted = ingest_metrics(metrics)
-    limiter = TokenBuckets(settings.rate_limit_burst, settings.rate_limit_per_second)
+class Intake:
+    """What the heartbeat routes share, whichever path answers (FastAPI's routes, or
+    `attendance.fast_path` for the single route's accepted heartbeats): the registry, the
+    points' rate limits, the stamps, the producer and the counters."""
+
+    def __init__(
+        self,
+        registry: RegistryTable,
+        heartbeats: RawPublisher,
+        settings: Settings,
+        metrics: CollectorRegistry,
+        loaded: Callable[[], Awaitable[bool]],
+        stamps: Stamps,
+    ) -> None:
+        self.registry = registry
+        self.heartbeats = heartbeats
+        self.settings = settings
+        self.counted = ingest_metrics(metrics)
+        self.loaded = loaded
+        self.stamps = stamps
+        self._limiter = TokenBuckets(settings.rate_limit_burst, settings.rate_limit_per_second)
+
+    def refuse(self, refusal: Refusal, headers: dict[str, str] | None = None) -> HTTPException:
+        self.counted.refused(refusal.reason)
+        return HTTPException(refusal.status, refusal.detail, headers=headers)
+
+    def point_of(self, token: str) -> PointRegistration | None:
+        """The point whose token this is, if any."""
+        presented = hash_token(token)
+        point = self.registry.point_by_token_hash(presented)
+        if point is None or not hmac.compare_digest(point.token_hash or "", presented):
+            return None
+        return point
+
+    def rate_limited(self, point_code: str) -> tuple[Refusal, int] | None:
+        wait = self._limiter.take(point_code, time.monotonic())
+        if wait is None:
+            return None
+        refusal = Refusal(429, Reason.RATE_LIMITED, "heartbeats too frequent for this point")
+        return refusal, int(wait)
+
+    async def deliver(self, stamp: int, accepted: list[Outgoing]) -> None:
+        """Return once Kafka acknowledged every heartbeat, or answer 503 within the timeout."""
+        try:
+            # A deadline on this task rather than `wait_for`, which runs the publish in a task
+            # of its own on every request.
+            async with asyncio.timeout(self.settings.publish_timeout_seconds):
+                pending = await self.heartbeats.publish_all(accepted)
+                self.stamps.close(stamp)
+                await _acknowledged(pending)
+        except KAFKA_ERRORS as error:
+            self.counted.refused(Reason.KAFKA_UNAVAILABLE, len(accepted))
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "heartbeats not stored: Kafka unavailable, retry",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            ) from error
+        self.counted.accepted.inc(len(accepted))
+
+
+def ingest_router(intake: Intake) -> APIRouter:
+    """The heartbeat routes, answering from the intake's registry and publishing through its
+    producer; 503 until it says the registry holds what its topics held at start."""
+    registry, counted, stamps = intake.registry, intake.counted, intake.stamps
+    refuse, rate_limited, deliver = intake.refuse, intake.rate_limited, intake.deliver
     router = APIRouter(tags=["heartbeats"], route_class=_counting_invalid(counted))
     bearer = HTTPBearer(auto_error=False)
-
-    def refuse(refusal: Refusal, headers: dict[str, str] | None = None) -> HTTPException:
-        counted.refused(refusal.reason)
-        return HTTPException(refusal.status, refusal.detail, headers=headers)
 
     # Declared first in each route, so it runs before anything that could wait; `async` (here
     # and below) so FastAPI runs it inline, not in a thread, a hop of many loop turns.
@@ -247,15 +298,14 @@ def ingest_router(
     async def authenticated(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> PointRegistration:
-        if not await loaded():
+        if not await intake.loaded():
             # A token not read yet is not an unknown token: a point told 401 may give up.
             loading = Refusal(503, Reason.REGISTRY_LOADING, "registry still loading, retry")
             raise refuse(loading, headers={"Retry-After": "1"})
         if credentials is None:
             raise refuse(Refusal(401, Reason.UNAUTHENTICATED, "bearer token required"))
-        presented = hash_token(credentials.credentials)
-        point = registry.point_by_token_hash(presented)
-        if point is None or not hmac.compare_digest(point.token_hash or "", presented):
+        point = intake.point_of(credentials.credentials)
+        if point is None:
             raise refuse(Refusal(401, Reason.UNAUTHENTICATED, "unknown or revoked token"))
         return point
 
@@ -270,13 +320,6 @@ def ingest_router(
         if not point.relays_for or not point.active:
             raise refuse(Refusal(403, Reason.NOT_GATEWAY, "not an active relay gateway's token"))
         return point
-
-    def rate_limited(point_code: str) -> tuple[Refusal, int] | None:
-        wait = limiter.take(point_code, time.monotonic())
-        if wait is None:
-            return None
-        refusal = Refusal(429, Reason.RATE_LIMITED, "heartbeats too frequent for this point")
-        return refusal, int(wait)
 
     def judged(
         index: int,
@@ -310,24 +353,6 @@ def ingest_router(
             "retry_after": wait,
         }
 
-    async def deliver(stamp: int, accepted: list[Outgoing]) -> None:
-        """Return once Kafka acknowledged every heartbeat, or answer 503 within the timeout."""
-        try:
-            # A deadline on this task rather than `wait_for`, which runs the publish in a task
-            # of its own on every request.
-            async with asyncio.timeout(settings.publish_timeout_seconds):
-                pending = await heartbeats.publish_all(accepted)
-                stamps.close(stamp)
-                await _acknowledged(pending)
-        except KAFKA_ERRORS as error:
-            counted.refused(Reason.KAFKA_UNAVAILABLE, len(accepted))
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "heartbeats not stored: Kafka unavailable, retry",
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            ) from error
-        counted.accepted.inc(len(accepted))
-
     @router.post(
         HEARTBEAT_PATH,
         status_code=status.HTTP_202_ACCEPTED,
@@ -353,14 +378,8 @@ def ingest_router(
         # Looked up before the await: admission just found it, and nothing ran since.
         session = registry.sessions[filed]
         await deliver(stamp, [_record(heartbeat, filed, received_at)])
-        # Written directly (the route still documents `Accepted`): FastAPI would validate and
-        # serialise the model again on every one of the course's heartbeats.
-        answer = {
-            "received_at": received_at,
-            "session_code": filed,
-            "heartbeat_interval_s": session.heartbeat_interval_s,
-        }
-        return Response(encode_json(answer), status.HTTP_202_ACCEPTED, media_type=JSON)
+        answer = accepted_answer(received_at, filed, session)
+        return Response(answer, status.HTTP_202_ACCEPTED, media_type=JSON)
 
     @router.get(
         POINT_PATH,
@@ -405,7 +424,7 @@ def ingest_router(
         for index, item in enumerate(batch.heartbeats):
             judgement = judged(index, item, gateway, relays_for, received_at)
             if isinstance(judgement, str):
-                accepted.append(_item_record(item, judgement, received_at))
+                accepted.append(item_record(item, judgement, received_at))
             else:
                 rejected.append(judgement)
         if accepted:
@@ -415,6 +434,18 @@ def ingest_router(
         return Response(encode_json(answer), status.HTTP_202_ACCEPTED, media_type=JSON)
 
     return router
+
+
+def accepted_answer(received_at: datetime, filed: str, session: SessionSchedule) -> bytes:
+    """The single route's 202 body, written directly (the route still documents `Accepted`):
+    FastAPI would validate and serialise the model again on every one of the course's
+    heartbeats."""
+    answer = {
+        "received_at": received_at,
+        "session_code": filed,
+        "heartbeat_interval_s": session.heartbeat_interval_s,
+    }
+    return encode_json(answer)
 
 
 def _record(heartbeat: HeartbeatIn, session_code: str, received_at: datetime) -> Outgoing:
@@ -434,7 +465,7 @@ def _record(heartbeat: HeartbeatIn, session_code: str, received_at: datetime) ->
     return point_key(heartbeat.point_code), value, None
 
 
-def _item_record(item: HeartbeatItem, session_code: str, received_at: datetime) -> Outgoing:
+def item_record(item: HeartbeatItem, session_code: str, received_at: datetime) -> Outgoing:
     """`_record` of a heartbeat of a gateway's batch."""
     value = encode_json(
         HeartbeatRecord(
@@ -452,6 +483,9 @@ def _item_record(item: HeartbeatItem, session_code: str, received_at: datetime) 
 
 
 async def _acknowledged(pending: list["asyncio.Future[Any]"]) -> None:
+    if len(pending) == 1:  # a point's own heartbeat: no gathering (a task and futures more)
+        await pending[0]
+        return
     outcomes = await asyncio.gather(*pending, return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
