@@ -47,21 +47,21 @@ class FastHeartbeats:
     request passed on to `app` as it came."""
 
     def __init__(self, app: ASGIApp, *, intake: Intake) -> None:
-        self._app = app
+        self.app = app
         self._intake = intake
         self._limit = intake.settings.max_heartbeat_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != HEARTBEAT_PATH or scope["method"] != "POST":
-            await self._app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         token = self._bearer_token(scope["headers"])
         if token is None or not await self._intake.loaded():
-            await self._app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         body = await _whole_body(receive)
         if body is not None and not await self._accepted(token, body, send):
-            await self._app(scope, _replaying(body, receive), send)
+            await self.app(scope, _replaying(body, receive), send)
 
     def _bearer_token(self, headers: Headers) -> str | None:
         """The bearer token of a request this layer may read: one with a JSON body of a stated
