@@ -2,7 +2,8 @@
 every request, a point's own heartbeat every few seconds.
 
 FastAPI's dependencies, body parsing and middlewares took three quarters of the ingest's time
-on this route (B2: 2,700 requests/s against 33,000/s for a bare ASGI app on the same uvicorn).
+on this route (B2: 2,700 requests/s against 33,000/s for a bare ASGI app on the same uvicorn;
+6,800/s with this layer, against 28,000/s).
 This layer reads the body with msgspec (`HeartbeatItem`, as the batch route does), checks the
 token, admission and rate limit through the same `Intake` as the route, and answers 202
 itself. Everything else goes on to the FastAPI route, body and all, before anything was spent
