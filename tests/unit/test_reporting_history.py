@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from contracts.events import PointState
 from contracts.wire import PointStatusRecord
-from reporting.history import SAMPLE_SECONDS, PointHistory
+from reporting.history import SAMPLE_SECONDS, Moment, PointHistory, moment_of
 from reporting.incidents import PRESENT
 
 T0 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
@@ -108,3 +108,35 @@ def test_the_moments_tell_each_change_of_state_of_the_records_at_its_time(
     starts = [m for i, m in enumerate(kept) if i == 0 or m.state is not kept[i - 1].state]
     assert [m.when for m in starts] == [r.since for r in changes]
     assert all(m.learners == 0 for m in kept if m.state not in PRESENT)
+
+
+@given(
+    st.integers(1, 3),
+    st.lists(
+        st.tuples(st.sampled_from(["S1", "S2"]), st.sampled_from(["P1", "P2"]), STATES),
+        max_size=30,
+    ),
+)
+def test_each_point_of_each_session_keeps_its_own_latest_moments(
+    keep: int, steps: list[tuple[str, str, PointState]]
+) -> None:
+    """Against a list per session and point, trimmed to the latest `keep`."""
+    history = PointHistory(keep=keep)
+    expected: dict[tuple[str, str], list[Moment]] = {}
+    for at, (session, point, state) in enumerate(steps):
+        status = PointStatusRecord(
+            session_code=session,
+            point_code=point,
+            state=state,
+            learners=at,
+            since=T0 + timedelta(seconds=at),
+        )
+        history.put(status)
+        held = expected.setdefault((session, point), [])
+        if (moment := moment_of(status, held[-1] if held else None)) is not None:
+            expected[(session, point)] = [*held, moment][-keep:]
+    for (session, point), held in expected.items():
+        assert history.of(session, point) == held
+    history.forget("S1")
+    assert history.of("S1", "P1") == history.of("S1", "P2") == []
+    assert history.of("S2", "P1") == expected.get(("S2", "P1"), [])

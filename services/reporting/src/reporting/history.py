@@ -46,25 +46,35 @@ class PointHistory:
 
     def __init__(self, keep: int = KEEP) -> None:
         self._keep = keep
-        self._moments: dict[tuple[str, str], list[Moment]] = {}
+        # Session code -> point code -> its moments: the one alone, as most points hold one
+        # (a moment and a list each for 100,000 points were a fifth of reporting's memory), or
+        # a list once there are more. By session, so the point codes are the statuses' own.
+        self._moments: dict[str, dict[str, Moment | list[Moment]]] = {}
 
     def put(self, status: PointStatusRecord) -> None:
-        key = (status.session_code, status.point_code)
-        moments = self._moments.get(key)
-        moment = moment_of(status, moments[-1] if moments else None)
+        points = self._moments.get(status.session_code)
+        if points is None:
+            points = self._moments[status.session_code] = {}
+        held = points.get(status.point_code)
+        # A list first: a moment alone is a tuple too.
+        moment = moment_of(status, held[-1] if isinstance(held, list) else held)
         if moment is None:
             return
-        if moments is None:
-            self._moments[key] = [moment]
-            return
-        moments.append(moment)
-        if len(moments) > self._keep:
-            del moments[: len(moments) - self._keep]
+        if held is None:
+            points[status.point_code] = moment
+        elif not isinstance(held, list):
+            points[status.point_code] = [held, moment][-self._keep :]
+        else:
+            held.append(moment)
+            if len(held) > self._keep:
+                del held[: len(held) - self._keep]
 
     def of(self, session_code: str, point_code: str) -> list[Moment]:
-        return list(self._moments.get((session_code, point_code), ()))
+        held = self._moments.get(session_code, {}).get(point_code)
+        if held is None:
+            return []
+        return list(held) if isinstance(held, list) else [held]
 
     def forget(self, session_code: str) -> None:
         """A session removed: its points' moments go with it."""
-        for key in [key for key in self._moments if key[0] == session_code]:
-            del self._moments[key]
+        self._moments.pop(session_code, None)
