@@ -129,16 +129,17 @@ Outgoing: TypeAlias = tuple[bytes, bytes, int | None]
 
 class RawPublisher:
     """Sends bytes to one topic through the broker's own aiokafka producer (the same acks and
-    idempotence), without FastStream's envelope, in record batches that what
-    concurrent callers send to a partition share.
+    idempotence), without FastStream's envelope, in record batches that what concurrent
+    callers send to a partition share.
 
     FastStream's publisher makes a message per record (a uuid4 correlation id, headers, its
     middlewares) and aiokafka's `send` a future per record. aiokafka's `send_batch` waits until
     the partition's batch before it has left: a hundred gateways' requests, each sending a batch
     to every partition, queued behind one another past the ingest's deadline (B7 at 100,000
     points: 503s, and rooms that never stopped shown late). So a partition has one batch of
-    this publisher's handed to the producer, and one filling here that every record sent
-    meanwhile joins, in the order sent; its senders share its acknowledgement.
+    this publisher's with the producer until Kafka acknowledged it, and one filling here that
+    every record sent meanwhile joins, in the order sent; its senders share its
+    acknowledgement.
     """
 
     def __init__(self, broker: KafkaBroker, topic: str) -> None:
@@ -186,7 +187,13 @@ class RawPublisher:
                 except BaseException:  # cancelled: nobody must wait for it forever
                     filling.settle(None)
                     raise
-                asyncio.gather(*acknowledgements).add_done_callback(filling.settle)
+                acknowledged = asyncio.gather(*acknowledgements)
+                acknowledged.add_done_callback(filling.settle)
+                # The next batch waits for Kafka's answer to this one, and so gathers all that
+                # is sent meanwhile. Handed at once, it would take the first few records into
+                # the next request (aiokafka has one in flight per broker) and leave the rest
+                # for the one after. Bounded: a producer closed under it never answers.
+                await asyncio.wait([acknowledged], timeout=ACKNOWLEDGED_WITHIN_SECONDS)
         finally:
             del self._senders[partition]
 
