@@ -112,3 +112,40 @@ async def test_a_caller_that_gives_up_leaves_the_others_acknowledgements(
         future.cancel()
     async with asyncio.timeout(15):
         await asyncio.gather(*staying)
+
+
+async def test_a_batch_kafka_does_not_take_in_time_fails_and_is_left_unsent(
+    published: tuple[KafkaBroker, str, Counter[int]], kafka: Broker
+) -> None:
+    broker, topic, _ = published
+    publisher = RawPublisher(broker, topic, within=0.3)
+    await publisher.partition_count()
+    producer = aiokafka_producer(broker)
+    send_batch, stalled = producer.send_batch, asyncio.Event()
+
+    async def stalling(batch: Any, topic: str, *, partition: int) -> Any:
+        await stalled.wait()  # as aiokafka does while the batch before has not left
+        return await send_batch(batch, topic, partition=partition)
+
+    producer.send_batch = stalling
+    # On each of two partitions, a batch stuck with the producer and one filling behind it.
+    handed = await publisher.publish_all([(b"k", b"handed", 0), (b"k", b"handed", 1)])
+    await asyncio.sleep(0)
+    waited = await publisher.publish_all([(b"k", b"waited", 0), (b"k", b"waited", 1)])
+    async with asyncio.timeout(10):
+        for futures in (handed, waited):
+            for future in futures:
+                with pytest.raises(TimeoutError):
+                    await future
+    # A batch past its deadline is not joined: a caller after it has the whole deadline.
+    fresh = await publisher.publish_all([(b"k", b"fresh", 1)])
+    assert not any(future.done() for future in fresh)
+    stalled.set()
+    async with asyncio.timeout(10):
+        await asyncio.gather(*fresh)
+        await asyncio.gather(*await publisher.publish_all([(b"k", b"last", 0)]))
+
+    # What was handed over still lands, as Kafka may take what it was given; what waited its
+    # deadline out here never does, its senders told it was not stored.
+    written = await read_back(kafka, topic, 4)
+    assert written == {0: [b"handed", b"last"], 1: [b"handed", b"fresh"]}

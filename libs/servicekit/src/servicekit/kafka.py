@@ -140,11 +140,18 @@ class RawPublisher:
     this publisher's with the producer until Kafka acknowledged it, and one filling here that
     every record sent meanwhile joins, in the order sent; its senders share its
     acknowledgement.
+
+    A batch not acknowledged within `within` seconds of its first record fails (TimeoutError)
+    for all its senders at once: one timer a batch, where a deadline of each caller's own was
+    a fifth of the ingest's CPU on a point's heartbeat (B2).
     """
 
-    def __init__(self, broker: KafkaBroker, topic: str) -> None:
+    def __init__(
+        self, broker: KafkaBroker, topic: str, *, within: float = ACKNOWLEDGED_WITHIN_SECONDS
+    ) -> None:
         self._broker = broker
         self.topic = topic
+        self._within = within
         self._filling: dict[int, _Filling] = {}
         self._senders: dict[int, asyncio.Task[None]] = {}
 
@@ -154,19 +161,25 @@ class RawPublisher:
     async def publish_all(self, records: Sequence[Outgoing]) -> list["asyncio.Future[None]"]:
         """Queue the records (a partition of None: the key's); the futures, one per partition
         written to, are done when Kafka acknowledged them all."""
-        every = sorted(await aiokafka_producer(self._broker).partitions_for(self.topic))
+        producer = aiokafka_producer(self._broker)
+        known = producer.client.cluster.partitions_for_topic(self.topic)
+        if not known:  # metadata not read yet, or Kafka away: waited for, within the deadline
+            async with asyncio.timeout(self._within):
+                known = await producer.partitions_for(self.topic)
+        every = sorted(known)
         joined: dict[int, asyncio.Future[None]] = {}
         for key, value, partition in records:
             if partition is None:
                 partition = every[key_partition(key, len(every))]
             filling = self._filling.get(partition)
-            if filling is None:
-                filling = self._filling[partition] = _Filling()
+            # One past its deadline was failed for its senders: it is left unsent.
+            if filling is None or filling.acknowledged.done():
+                filling = self._filling[partition] = _Filling(self._within)
                 if partition not in self._senders:
                     self._senders[partition] = asyncio.create_task(self._send(partition))
             filling.items.append((key, value))
             joined[partition] = filling.acknowledged
-        # A caller that gives up (its deadline) must not cancel what others wait for too.
+        # A caller cancelled must not cancel what others wait for too.
         return [asyncio.shield(acknowledged) for acknowledged in joined.values()]
 
     async def _send(self, partition: int) -> None:
@@ -174,6 +187,8 @@ class RawPublisher:
         records keep coming."""
         try:
             while (filling := self._filling.pop(partition, None)) is not None:
+                if filling.acknowledged.done():  # past its deadline: its senders were told
+                    continue
                 try:
                     producer = aiokafka_producer(self._broker)
                     acknowledgements = [
@@ -182,7 +197,7 @@ class RawPublisher:
                     ]
                 # Its senders answer for it (ingest: 503); a record too large is theirs too.
                 except (*KAFKA_ERRORS, ValueError) as error:
-                    filling.acknowledged.set_exception(error)
+                    filling.fail(error)
                     continue
                 except BaseException:  # cancelled: nobody must wait for it forever
                     filling.settle(None)
@@ -192,28 +207,41 @@ class RawPublisher:
                 # The next batch waits for Kafka's answer to this one, and so gathers all that
                 # is sent meanwhile. Handed at once, it would take the first few records into
                 # the next request (aiokafka has one in flight per broker) and leave the rest
-                # for the one after. Bounded: a producer closed under it never answers.
-                await asyncio.wait([acknowledged], timeout=ACKNOWLEDGED_WITHIN_SECONDS)
+                # for the one after. Bounded by its deadline: a producer closed under it never
+                # answers.
+                await asyncio.wait([filling.acknowledged])
         finally:
             del self._senders[partition]
 
 
 class _Filling:
-    """Records on their way to one partition, and the future of their acknowledgement."""
+    """Records on their way to one partition, and the future of their acknowledgement, failed
+    if Kafka has not given it `within` seconds from now."""
 
-    def __init__(self) -> None:
+    def __init__(self, within: float) -> None:
         self.items: list[tuple[bytes, bytes]] = []
-        self.acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.acknowledged: asyncio.Future[None] = loop.create_future()
+        self._deadline = loop.call_later(
+            within, self.fail, TimeoutError(f"records not acknowledged within {within} s")
+        )
+
+    def fail(self, error: BaseException) -> None:
+        self._deadline.cancel()
+        if not self.acknowledged.done():  # else past its deadline: its senders were told
+            self.acknowledged.set_exception(error)
 
     def settle(self, acknowledgements: "asyncio.Future[Any] | None") -> None:
         """Done as `acknowledgements` are, an error if they never will be (None, cancelled):
         a sender waits for Kafka's answer, not for a cancellation of someone else's."""
         if acknowledgements is None or acknowledgements.cancelled():
-            self.acknowledged.set_exception(KafkaError("the records were never sent"))
+            self.fail(KafkaError("the records were never sent"))
         elif (error := acknowledgements.exception()) is not None:
-            self.acknowledged.set_exception(error)
+            self.fail(error)
         else:
-            self.acknowledged.set_result(None)
+            self._deadline.cancel()
+            if not self.acknowledged.done():
+                self.acknowledged.set_result(None)
 
 
 async def send_batches(

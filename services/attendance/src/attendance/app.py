@@ -196,7 +196,7 @@ async def run_processor() -> None:
 
 
 stamps = Stamps(time.time())
-to_heartbeats = RawPublisher(broker, HEARTBEATS.name)
+to_heartbeats = RawPublisher(broker, HEARTBEATS.name, within=settings.publish_timeout_seconds)
 watermarks = Watermarks(
     to_heartbeats, stamps, ingest=instance_name(), timeout=settings.publish_timeout_seconds
 )

@@ -260,14 +260,12 @@ class Intake:
         return refusal, int(wait)
 
     async def deliver(self, stamp: int, accepted: list[Outgoing]) -> None:
-        """Return once Kafka acknowledged every heartbeat, or answer 503 within the timeout."""
+        """Return once Kafka acknowledged every heartbeat, or answer 503 within the timeout
+        (the publisher's, `publish_timeout_seconds`: a batch's, not a deadline per request)."""
         try:
-            # A deadline on this task rather than `wait_for`, which runs the publish in a task
-            # of its own on every request.
-            async with asyncio.timeout(self.settings.publish_timeout_seconds):
-                pending = await self.heartbeats.publish_all(accepted)
-                self.stamps.close(stamp)
-                await _acknowledged(pending)
+            pending = await self.heartbeats.publish_all(accepted)
+            self.stamps.close(stamp)
+            await _acknowledged(pending)
         except KAFKA_ERRORS as error:
             self.counted.refused(Reason.KAFKA_UNAVAILABLE, len(accepted))
             raise HTTPException(
