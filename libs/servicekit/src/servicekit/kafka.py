@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeAlias, TypeVar
 
@@ -152,7 +153,8 @@ class RawPublisher:
         self._broker = broker
         self.topic = topic
         self._within = within
-        self._filling: dict[int, _Filling] = {}
+        # A partition's batches not handed to the producer yet, the last one filling.
+        self._waiting: dict[int, deque[_Filling]] = {}
         self._senders: dict[int, asyncio.Task[None]] = {}
 
     async def partition_count(self) -> int:
@@ -171,12 +173,16 @@ class RawPublisher:
         for key, value, partition in records:
             if partition is None:
                 partition = every[key_partition(key, len(every))]
-            filling = self._filling.get(partition)
-            # One past its deadline was failed for its senders: it is left unsent.
-            if filling is None or filling.acknowledged.done():
-                filling = self._filling[partition] = _Filling(self._within)
+            waiting = self._waiting.get(partition)
+            if waiting is None:
+                waiting = self._waiting[partition] = deque()
                 if partition not in self._senders:
                     self._senders[partition] = asyncio.create_task(self._send(partition))
+            # One past its deadline is not joined (a caller has the whole deadline), yet still
+            # sent: a heartbeat answered 503 that lands late is its room's proof of speaking.
+            if not waiting or waiting[-1].acknowledged.done():
+                waiting.append(_Filling(self._within))
+            filling = waiting[-1]
             filling.items.append((key, value))
             joined[partition] = filling.acknowledged
         # A caller cancelled must not cancel what others wait for too.
@@ -186,9 +192,10 @@ class RawPublisher:
         """Hand `partition`'s filling batches to the producer, one after the other, while
         records keep coming."""
         try:
-            while (filling := self._filling.pop(partition, None)) is not None:
-                if filling.acknowledged.done():  # past its deadline: its senders were told
-                    continue
+            while waiting := self._waiting.get(partition):
+                filling = waiting.popleft()
+                if not waiting:
+                    del self._waiting[partition]
                 try:
                     producer = aiokafka_producer(self._broker)
                     acknowledgements = [
