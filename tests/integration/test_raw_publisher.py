@@ -1,6 +1,6 @@
 """The raw publisher on the real broker: what concurrent callers send to a partition shares
-record batches, lands once each in the order sent, and a caller that gives up leaves the
-others' acknowledgements alone."""
+record batches, lands once each in the order sent, a caller that gives up leaves the others'
+acknowledgements alone, and a batch Kafka does not take in time fails for all its callers."""
 
 import asyncio
 import uuid
